@@ -1,0 +1,1 @@
+"""The ``fairshare`` command: start services, the whole system, and administer it."""

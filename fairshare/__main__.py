@@ -1,0 +1,5 @@
+"""``python -m fairshare`` is the ``fairshare`` command."""
+
+from fairshare.cli import app
+
+app()

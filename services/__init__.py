@@ -1,0 +1,1 @@
+"""The four Fairshare services. None imports another; they meet only on Kafka."""

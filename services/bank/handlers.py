@@ -1,0 +1,44 @@
+"""Kafka adapter: offers arrive from matching; bookings are confirmed by it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.bank import repository
+from services.bank.domain import OfferStatus
+from shared.db.types import Conn
+from shared.events import Envelope, SessionFilled, SessionOffered
+from shared.messaging.consumer import Handler
+
+
+async def on_session_offered(conn: Conn, envelope: Envelope[Any]) -> None:
+    """Show a new offer to its clinician."""
+    data: SessionOffered = envelope.data
+    if not await repository.clinician_exists(conn, data.clinician_id):
+        return  # an offer to someone this bank doesn't hold: nothing to show
+    await repository.insert_offer(
+        conn,
+        {
+            "id": data.offer_id,
+            "session_id": data.session_id,
+            "clinician_id": data.clinician_id,
+            "organisation": data.organisation,
+            "sector": data.sector.value,
+            "profession": data.profession.value,
+            "starts_at": data.starts_at,
+            "ends_at": data.ends_at,
+            "expires_at": data.expires_at,
+            "reasons": data.reasons,
+        },
+    )
+
+
+async def on_session_filled(conn: Conn, envelope: Envelope[Any]) -> None:
+    """Turn the accepted offer into a booking."""
+    data: SessionFilled = envelope.data
+    await repository.set_offer_status(conn, data.offer_id, OfferStatus.BOOKED)
+
+
+def handlers() -> dict[str, Handler]:
+    """Event type → handler, for the service's consumer."""
+    return {"session.offered": on_session_offered, "session.filled": on_session_filled}

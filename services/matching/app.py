@@ -1,0 +1,39 @@
+"""Composition root of the matching service: the one place it is wired together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.matching import SCHEMA, SERVICE, handlers
+from services.matching.settings import MatchingSettings
+from shared.http.app import service_app
+from shared.http.server import serve
+from shared.logging import configure_logging
+from shared.runtime import Runtime, emitter_for
+
+
+def create_app(settings: MatchingSettings) -> FastAPI:
+    """The matching app: consumes the bank's and vacancies' events, publishes offers."""
+
+    async def sweep(runtime: Runtime) -> None:
+        await handlers.sweep_forever(runtime, settings.sweep_s)
+
+    return service_app(
+        settings,
+        service=SERVICE,
+        schema=SCHEMA,
+        migrations_dir=Path(__file__).with_name("migrations"),
+        title="Fairshare matching",
+        description="Fills sessions from the bank across sectors.",
+        handlers=handlers.handlers(emitter_for(settings, service=SERVICE, schema=SCHEMA)),
+        background=[sweep],
+    )
+
+
+def main() -> None:
+    """Run the service until SIGINT or SIGTERM."""
+    settings = MatchingSettings()
+    configure_logging(SERVICE, settings.log_format)
+    serve(create_app(settings), host=settings.http_host, port=settings.http_port)

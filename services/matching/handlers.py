@@ -1,0 +1,66 @@
+"""Kafka adapter: each relevant event updates what matching knows, then re-plans."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from services.matching import planning, repository
+from services.matching.domain import Window
+from shared.db.types import Conn
+from shared.events import AvailabilityOffered, Envelope, SessionPosted
+from shared.messaging.consumer import Handler
+from shared.messaging.emitter import Emitter
+from shared.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+
+def handlers(emitter: Emitter) -> dict[str, Handler]:
+    """Event type → handler, for the service's consumer."""
+
+    async def on_session_posted(conn: Conn, envelope: Envelope[Any]) -> None:
+        data: SessionPosted = envelope.data
+        await repository.insert_session(conn, envelope.region, data)
+        await planning.replan(conn, region=envelope.region, emitter=emitter, cause=envelope)
+
+    async def on_availability_offered(conn: Conn, envelope: Envelope[Any]) -> None:
+        data: AvailabilityOffered = envelope.data
+        window = Window(
+            clinician_id=data.clinician_id,
+            profession=data.profession,
+            home_sector=data.home_sector,
+            starts_at=data.starts_at,
+            ends_at=data.ends_at,
+        )
+        await repository.insert_window(
+            conn, region=envelope.region, availability_id=data.availability_id, window=window
+        )
+        await planning.replan(conn, region=envelope.region, emitter=emitter, cause=envelope)
+
+    async def on_offer_accepted(conn: Conn, envelope: Envelope[Any]) -> None:
+        await planning.confirm(conn, envelope=envelope, emitter=emitter)
+
+    return {
+        "session.posted": on_session_posted,
+        "availability.offered": on_availability_offered,
+        "offer.accepted": on_offer_accepted,
+    }
+
+
+async def sweep_forever(runtime: Runtime, every_s: float) -> None:
+    """Re-plan every region with open sessions, so expired offers pass to the next."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            now = datetime.now(UTC)
+            for region in await repository.regions_with_open_sessions(runtime.pool, now):
+                async with runtime.pool.acquire() as conn, conn.transaction():
+                    made = await planning.replan(conn, region=region, emitter=runtime.emitter)
+                if made:
+                    log.info("sweep made offers", region=region, offers=made)
+        except Exception:
+            log.exception("sweep failed")

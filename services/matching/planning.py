@@ -1,0 +1,107 @@
+"""The matching use cases: re-plan a region, confirm an accepted offer."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import structlog
+
+from services.matching import repository
+from services.matching.domain import offer_expiry, plan_offers
+from shared.catalogue import Sector
+from shared.db.types import Conn
+from shared.events import Envelope, OfferAccepted, SessionFilled, SessionOffered
+from shared.messaging.emitter import Emitter
+
+log = structlog.get_logger(__name__)
+
+
+async def replan(
+    conn: Conn,
+    *,
+    region: str,
+    emitter: Emitter,
+    cause: Envelope[Any] | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Offer every open session of ``region`` that can be offered; return how many."""
+    now = now or datetime.now(UTC)
+    await repository.lock_region(conn, region)
+    proposals = plan_offers(
+        await repository.sessions_needing_offer(conn, region, now),
+        await repository.windows(conn, region, now),
+        await repository.commitments(conn, region, now),
+        already_tried=await repository.tried_pairs(conn, region),
+    )
+    for proposal in proposals:
+        offer_id = uuid.uuid4()
+        expires_at = offer_expiry(now, proposal.session.starts_at)
+        await repository.insert_offer(
+            conn, offer_id=offer_id, region=region, proposal=proposal, expires_at=expires_at
+        )
+        session = proposal.session
+        await emitter.emit(
+            conn,
+            SessionOffered(
+                offer_id=offer_id,
+                session_id=session.id,
+                clinician_id=proposal.clinician_id,
+                organisation=session.organisation,
+                sector=session.sector,
+                profession=session.profession,
+                starts_at=session.starts_at,
+                ends_at=session.ends_at,
+                expires_at=expires_at,
+                reasons=list(proposal.reasons),
+            ),
+            region=region,
+            cause=cause,
+        )
+    return len(proposals)
+
+
+async def confirm(conn: Conn, *, envelope: Envelope[Any], emitter: Emitter) -> bool:
+    """Book an accepted offer if it still stands; True when the session is filled.
+
+    A lost race (the session or the clinician's time already booked) is refused by
+    the database's constraints and answered by re-planning.
+    """
+    data: OfferAccepted = envelope.data
+    offer = await repository.offer_for_update(conn, data.offer_id)
+    if offer is None or offer["clinician_id"] != data.clinician_id:
+        log.warning("acceptance of an unknown offer ignored", offer_id=str(data.offer_id))
+        return False
+    # Judge expiry by when the clinician accepted, not by how late the event arrived.
+    if offer["status"] != "offered" or offer["expires_at"] <= envelope.occurred_at:
+        log.info("acceptance refused", offer_id=str(data.offer_id), status=offer["status"])
+        return False
+    if offer["session_status"] != "open":
+        await repository.set_offer_status(conn, offer["id"], "lost")
+        return False
+    try:
+        async with conn.transaction():
+            await repository.book(conn, offer)
+    except (asyncpg.ExclusionViolationError, asyncpg.UniqueViolationError):
+        await repository.set_offer_status(conn, offer["id"], "lost")
+        await replan(conn, region=envelope.region, emitter=emitter, cause=envelope)
+        return False
+    await repository.set_offer_status(conn, offer["id"], "accepted")
+    await emitter.emit(
+        conn,
+        SessionFilled(
+            session_id=offer["session_id"],
+            offer_id=offer["id"],
+            clinician_id=offer["clinician_id"],
+            organisation=offer["organisation"],
+            sector=Sector(offer["sector"]),
+            clinician_home_sector=Sector(offer["clinician_home_sector"]),
+            starts_at=offer["starts_at"],
+            ends_at=offer["ends_at"],
+        ),
+        region=envelope.region,
+        cause=envelope,
+    )
+    return True

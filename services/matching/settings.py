@@ -1,0 +1,23 @@
+"""The matching service's settings."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+
+from shared.settings import ServiceSettings
+
+
+class MatchingSettings(ServiceSettings):
+    """Settings of the matching service (``FAIRSHARE_MATCHING_*``)."""
+
+    http_port: int = Field(
+        default=8003,
+        validation_alias=AliasChoices("FAIRSHARE_MATCHING_PORT"),
+        description="Port of the health and planning API.",
+    )
+    sweep_s: float = Field(
+        default=15.0,
+        gt=0,
+        validation_alias=AliasChoices("FAIRSHARE_MATCHING_SWEEP_S"),
+        description="How often every region is re-planned, so expired offers move on.",
+    )

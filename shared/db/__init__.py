@@ -1,0 +1,1 @@
+"""PostgreSQL plumbing: pools, migrations, the outbox and the inbox."""

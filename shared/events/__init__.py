@@ -1,0 +1,26 @@
+"""Versioned event contracts: the envelope, one model per event, and the topic catalogue."""
+
+from shared.events.contracts import (
+    AvailabilityOffered,
+    OfferAccepted,
+    SessionFilled,
+    SessionOffered,
+    SessionPosted,
+)
+from shared.events.envelope import Envelope, new_envelope
+from shared.events.registry import EVENTS, EventSpec, dead_letter_topic, spec_for, topic_for
+
+__all__ = [
+    "EVENTS",
+    "AvailabilityOffered",
+    "Envelope",
+    "EventSpec",
+    "OfferAccepted",
+    "SessionFilled",
+    "SessionOffered",
+    "SessionPosted",
+    "dead_letter_topic",
+    "new_envelope",
+    "spec_for",
+    "topic_for",
+]

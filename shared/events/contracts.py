@@ -1,0 +1,83 @@
+"""One pydantic model per event's ``data``; each field says what it means.
+
+Events carry pseudonymous ids and only what other services need: names, e-mail
+addresses and phone numbers never leave the service that holds them.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from shared.catalogue import OdsCode, Profession, Sector
+
+
+class _EventData(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class _Timed(_EventData):
+    starts_at: AwareDatetime = Field(description="Start instant, with its UTC offset.")
+    ends_at: AwareDatetime = Field(description="End instant, with its UTC offset; after start.")
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> _Timed:
+        if self.ends_at <= self.starts_at:
+            msg = "ends_at must be after starts_at"
+            raise ValueError(msg)
+        return self
+
+
+class SessionPosted(_Timed):
+    """A practice posted a vacant session that the bank may fill (v1)."""
+
+    session_id: uuid.UUID = Field(description="Fairshare's id for the session.")
+    organisation: OdsCode = Field(description="ODS code of the organisation where it is worked.")
+    sector: Sector = Field(description="Sector of that organisation.")
+    profession: Profession = Field(description="Profession the session needs.")
+    latitude: float = Field(ge=-90, le=90, description="Where the session is worked (WGS84).")
+    longitude: float = Field(ge=-180, le=180, description="Where the session is worked (WGS84).")
+
+
+class AvailabilityOffered(_Timed):
+    """A clinician offered the bank a window of time they are free to work (v1)."""
+
+    availability_id: uuid.UUID = Field(description="Bank's id for this window.")
+    clinician_id: uuid.UUID = Field(description="Pseudonymous id of the clinician.")
+    profession: Profession = Field(description="The clinician's profession.")
+    home_sector: Sector = Field(description="Sector the clinician normally works in.")
+
+
+class SessionOffered(_Timed):
+    """Matching offered a session to one clinician, until the offer expires (v1)."""
+
+    offer_id: uuid.UUID = Field(description="Id of the offer; the clinician accepts this.")
+    session_id: uuid.UUID = Field(description="The session on offer.")
+    clinician_id: uuid.UUID = Field(description="Pseudonymous id of the clinician offered it.")
+    organisation: OdsCode = Field(description="ODS code of the organisation where it is worked.")
+    sector: Sector = Field(description="Sector of the session.")
+    profession: Profession = Field(description="Profession the session needs.")
+    expires_at: AwareDatetime = Field(description="After this instant the offer can't be taken.")
+    reasons: list[str] = Field(description="Plain-words reasons this clinician was chosen.")
+
+
+class OfferAccepted(_EventData):
+    """A clinician accepted an offer in the bank (v1); matching confirms or refuses it."""
+
+    offer_id: uuid.UUID = Field(description="The offer accepted.")
+    session_id: uuid.UUID = Field(description="The session it is for.")
+    clinician_id: uuid.UUID = Field(description="Pseudonymous id of the clinician accepting.")
+
+
+class SessionFilled(_Timed):
+    """Matching booked a clinician into a session (v1): the session is filled."""
+
+    session_id: uuid.UUID = Field(description="The session filled.")
+    offer_id: uuid.UUID = Field(description="The accepted offer that filled it.")
+    clinician_id: uuid.UUID = Field(description="Pseudonymous id of the booked clinician.")
+    organisation: OdsCode = Field(description="ODS code of the organisation where it is worked.")
+    sector: Sector = Field(description="Sector of the session.")
+    clinician_home_sector: Sector = Field(
+        description="Home sector of the clinician; differs from `sector` on a cross-sector move."
+    )

@@ -1,0 +1,66 @@
+"""Builds a service's FastAPI app around its runtime; each service supplies its parts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+
+from shared.http.problems import install_problem_handlers
+from shared.messaging.consumer import Handler
+from shared.runtime import Runtime, emitter_for, running
+from shared.settings import ServiceSettings
+
+BackgroundJob = Callable[[Runtime], Coroutine[Any, Any, None]]
+
+
+def service_app(
+    settings: ServiceSettings,
+    *,
+    service: str,
+    schema: str,
+    migrations_dir: Path,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter] = (),
+    handlers: dict[str, Handler] | None = None,
+    background: Sequence[BackgroundJob] = (),
+) -> FastAPI:
+    """The service's ASGI app; nothing connects until its lifespan starts."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with running(
+            settings,
+            service=service,
+            schema=schema,
+            migrations_dir=migrations_dir,
+            emitter=emitter_for(settings, service=service, schema=schema),
+            handlers=handlers,
+        ) as runtime:
+            app.state.runtime = runtime
+            tasks = [asyncio.create_task(job(runtime)) for job in background]
+            try:
+                yield
+            finally:
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
+    app = FastAPI(title=title, version="0.1.0", description=description, lifespan=lifespan)
+    install_problem_handlers(app)
+    for router in routers:
+        app.include_router(router)
+
+    @app.get("/health", summary="Liveness and database reachability")
+    async def health() -> dict[str, Any]:
+        runtime: Runtime = app.state.runtime
+        return await runtime.health()
+
+    return app

@@ -1,0 +1,1 @@
+"""Kafka plumbing: topics, publishing, and the idempotent consumer."""

@@ -1,0 +1,46 @@
+"""The typed settings every service shares; each service extends it with its own."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Connection and runtime settings read from ``FAIRSHARE_*`` environment variables."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("FAIRSHARE_KAFKA_BOOTSTRAP"),
+        description="Kafka bootstrap servers, comma separated.",
+    )
+    database_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        validation_alias=AliasChoices("FAIRSHARE_DATABASE_URL"),
+        description="PostgreSQL connection URI; each service keeps to its own schema.",
+    )
+    topic_prefix: str = Field(
+        default="",
+        validation_alias=AliasChoices("FAIRSHARE_TOPIC_PREFIX"),
+        description="Prefix for every topic name, to isolate test runs on one broker.",
+    )
+    log_format: Literal["auto", "console", "json"] = Field(
+        default="auto",
+        validation_alias=AliasChoices("FAIRSHARE_LOG_FORMAT"),
+        description="Console on a terminal and JSON otherwise, unless forced.",
+    )
+    http_host: str = Field(
+        default="127.0.0.1",
+        validation_alias=AliasChoices("FAIRSHARE_HTTP_HOST"),
+        description="Address the service's HTTP server binds.",
+    )
+    outbox_poll_s: float = Field(
+        default=1.0,
+        gt=0,
+        validation_alias=AliasChoices("FAIRSHARE_OUTBOX_POLL_S"),
+        description="Longest wait between outbox sweeps when no NOTIFY wakes the relay.",
+    )

@@ -1,0 +1,60 @@
+"""Helpers for integration tests: settings, topics, and reading a topic to the end."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer
+
+from shared.settings import ServiceSettings
+from tests.conftest import Infra
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def settings_for(cls: type[S], infra: Infra, prefix: str, **extra: Any) -> S:
+    """Settings of ``cls`` pointing at the test session's real infrastructure."""
+    return cls.model_validate(
+        {
+            "FAIRSHARE_DATABASE_URL": infra.dsn,
+            "FAIRSHARE_KAFKA_BOOTSTRAP": infra.bootstrap,
+            "FAIRSHARE_TOPIC_PREFIX": prefix,
+            "FAIRSHARE_OUTBOX_POLL_S": 0.2,
+            **extra,
+        }
+    )
+
+
+async def read_topic(
+    bootstrap: str, topic: str, *, want: int, timeout_s: float = 20.0
+) -> list[Any]:
+    """Read ``topic`` from the beginning until ``want`` records arrive (or time runs out)."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(records) < want and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for part in batch.values():
+                records.extend(part)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def eventually(check: Any, *, timeout_s: float = 20.0, every_s: float = 0.1) -> Any:
+    """Await ``check()`` until it returns something truthy; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            msg = f"condition not met in {timeout_s} s (last: {result!r})"
+            raise AssertionError(msg)
+        await asyncio.sleep(every_s)
