@@ -1,0 +1,34 @@
+"""Composition root of the monitor service: the one place it is wired together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.monitor import SCHEMA, SERVICE, handlers, http
+from services.monitor.settings import MonitorSettings
+from shared.http.app import service_app
+from shared.http.server import serve
+from shared.logging import configure_logging
+
+
+def create_app(settings: MonitorSettings) -> FastAPI:
+    """The monitor app: counts session events and shows them."""
+    return service_app(
+        settings,
+        service=SERVICE,
+        schema=SCHEMA,
+        migrations_dir=Path(__file__).with_name("migrations"),
+        title="Fairshare monitor",
+        description="The ICB's live dashboard of sessions per sector.",
+        routers=[http.router],
+        handlers=handlers.handlers(),
+    )
+
+
+def main() -> None:
+    """Run the service until SIGINT or SIGTERM."""
+    settings = MonitorSettings()
+    configure_logging(SERVICE, settings.log_format)
+    serve(create_app(settings), host=settings.http_host, port=settings.http_port)
