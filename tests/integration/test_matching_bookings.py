@@ -1,0 +1,183 @@
+"""Matching over the real database: offers, confirmation, and double-booking made
+impossible by the database whatever the timing."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from fairshare.services import migrations_of
+from services.matching import SCHEMA, planning, repository
+from services.matching.domain import Window
+from services.matching.settings import MatchingSettings
+from shared.catalogue import Profession, Sector
+from shared.db.pool import create_pool
+from shared.events import Envelope, OfferAccepted, SessionPosted, new_envelope
+from shared.messaging.emitter import Emitter
+from shared.runtime import migrate
+from tests.conftest import Infra
+from tests.integration.helpers import settings_for
+
+pytestmark = pytest.mark.integration
+
+START = (datetime.now(UTC) + timedelta(days=5)).replace(microsecond=0)
+
+
+@pytest.fixture
+async def pool(infra: Infra, topic_prefix: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the migrated matching schema."""
+    settings = settings_for(MatchingSettings, infra, topic_prefix)
+    await migrate(settings, schema=SCHEMA, migrations_dir=migrations_of("matching"))
+    p = await create_pool(infra.dsn, SCHEMA)
+    yield p
+    await p.close()
+
+
+def _session(region: str, hours_from_start: float = 0) -> SessionPosted:
+    starts = START + timedelta(hours=hours_from_start)
+    return SessionPosted(
+        session_id=uuid.uuid4(),
+        organisation="A81001",
+        sector=Sector.GENERAL_PRACTICE,
+        profession=Profession.GP,
+        starts_at=starts,
+        ends_at=starts + timedelta(hours=4),
+        latitude=53.4,
+        longitude=-2.2,
+    )
+
+
+def _accepted(region: str, offer: asyncpg.Record) -> Envelope[Any]:
+    return new_envelope(
+        OfferAccepted(
+            offer_id=offer["id"], session_id=offer["session_id"], clinician_id=offer["clinician_id"]
+        ),
+        event_type="offer.accepted",
+        schema_version=1,
+        region=region,
+        producer="bank",
+    )
+
+
+async def _offers(pool: asyncpg.Pool, region: str) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await pool.fetch(
+        "SELECT * FROM offers WHERE region = $1 ORDER BY created_at", region
+    )
+    return rows
+
+
+async def test_database_refuses_overlapping_bookings_of_one_clinician(
+    pool: asyncpg.Pool, region: str
+) -> None:
+    """Even bypassing the planner, two overlapping bookings of one clinician can't exist."""
+    emitter = Emitter(producer="matching", schema=SCHEMA)
+    clinician = uuid.uuid4()
+    a, b = _session(region), _session(region, hours_from_start=2)
+    async with pool.acquire() as conn, conn.transaction():
+        for s in (a, b):
+            await repository.insert_session(conn, region, s)
+    # Two live offers of overlapping sessions to one clinician, forced in by hand.
+    async with pool.acquire() as conn:
+        for s in (a, b):
+            await conn.execute(
+                "INSERT INTO offers (id, session_id, clinician_id, clinician_home_sector, region,"
+                " starts_at, ends_at, expires_at, reasons)"
+                " VALUES ($1, $2, $3, 'general_practice', $4, $5, $6, $7, '[]'::jsonb)",
+                uuid.uuid4(),
+                s.session_id,
+                clinician,
+                region,
+                s.starts_at,
+                s.ends_at,
+                datetime.now(UTC) + timedelta(hours=1),
+            )
+    offers = await _offers(pool, region)
+
+    async def confirm(offer: asyncpg.Record) -> bool:
+        async with pool.acquire() as conn, conn.transaction():
+            return await planning.confirm(conn, envelope=_accepted(region, offer), emitter=emitter)
+
+    results = await asyncio.gather(*(confirm(o) for o in offers))
+    assert sorted(results) == [False, True]
+    bookings = await pool.fetch("SELECT * FROM bookings WHERE clinician_id = $1", clinician)
+    assert len(bookings) == 1
+    statuses = sorted(r["status"] for r in await _offers(pool, region))
+    assert statuses == ["accepted", "lost"]
+
+
+async def test_posted_session_is_offered_then_filled_once(pool: asyncpg.Pool, region: str) -> None:
+    """Plan → one offer with reasons; the acceptance delivered twice books once."""
+    emitter = Emitter(producer="matching", schema=SCHEMA)
+    session = _session(region)
+    clinician = uuid.uuid4()
+    async with pool.acquire() as conn, conn.transaction():
+        await repository.insert_session(conn, region, session)
+        await repository.insert_window(
+            conn,
+            region=region,
+            availability_id=uuid.uuid4(),
+            window=Window(
+                clinician,
+                Profession.GP,
+                Sector.GENERAL_PRACTICE,
+                START - timedelta(hours=1),
+                START + timedelta(hours=6),
+            ),
+        )
+        assert await planning.replan(conn, region=region, emitter=emitter) == 1
+        # Re-planning with the offer live makes no second offer.
+        assert await planning.replan(conn, region=region, emitter=emitter) == 0
+    [offer] = await _offers(pool, region)
+    assert offer["clinician_id"] == clinician
+    accepted = _accepted(region, offer)
+    async with pool.acquire() as conn, conn.transaction():
+        assert await planning.confirm(conn, envelope=accepted, emitter=emitter)
+    async with pool.acquire() as conn, conn.transaction():
+        assert not await planning.confirm(conn, envelope=accepted, emitter=emitter)
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM bookings WHERE session_id = $1", session.session_id
+        )
+        == 1
+    )
+    filled = await pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE event_type = 'session.filled'"
+        " AND payload->'data'->>'session_id' = $1",
+        str(session.session_id),
+    )
+    assert filled == 1
+
+
+async def test_expired_acceptance_is_refused(pool: asyncpg.Pool, region: str) -> None:
+    """An acceptance made after the offer expired books nothing."""
+    emitter = Emitter(producer="matching", schema=SCHEMA)
+    session = _session(region)
+    async with pool.acquire() as conn, conn.transaction():
+        await repository.insert_session(conn, region, session)
+        await conn.execute(
+            "INSERT INTO offers (id, session_id, clinician_id, clinician_home_sector, region,"
+            " starts_at, ends_at, expires_at, reasons)"
+            " VALUES ($1, $2, $3, 'general_practice', $4, $5, $6, $7, '[]'::jsonb)",
+            uuid.uuid4(),
+            session.session_id,
+            uuid.uuid4(),
+            region,
+            session.starts_at,
+            session.ends_at,
+            datetime.now(UTC) - timedelta(minutes=1),
+        )
+    [offer] = await _offers(pool, region)
+    async with pool.acquire() as conn, conn.transaction():
+        assert not await planning.confirm(conn, envelope=_accepted(region, offer), emitter=emitter)
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM bookings WHERE session_id = $1", session.session_id
+        )
+        == 0
+    )
