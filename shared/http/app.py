@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+import structlog
+from fastapi import APIRouter, FastAPI, Request, Response
+from starlette.middleware.base import RequestResponseEndpoint
 
 from shared.http.problems import install_problem_handlers
 from shared.messaging.consumer import Handler
@@ -16,6 +20,29 @@ from shared.runtime import Runtime, emitter_for, running
 from shared.settings import ServiceSettings
 
 BackgroundJob = Callable[[Runtime], Coroutine[Any, Any, None]]
+log = structlog.get_logger(__name__)
+
+
+async def _log_request(request: Request, call_next: RequestResponseEndpoint) -> Response:
+    """One canonical line per request, with a request id bound for every line it causes.
+
+    Only method, route and status are logged: paths may carry ids, never personal data,
+    and query strings and bodies are left out.
+    """
+    started = time.perf_counter()
+    request_id = request.headers.get("webhook-id") or uuid.uuid4().hex
+    with structlog.contextvars.bound_contextvars(request_id=request_id):
+        response = await call_next(request)
+        if request.url.path != "/health":
+            log.info(
+                "request handled",
+                request_id=request_id,
+                method=request.method,
+                path=request.url.path,
+                status=response.status_code,
+                ms=round((time.perf_counter() - started) * 1000, 2),
+            )
+        return response
 
 
 def service_app(
@@ -55,6 +82,7 @@ def service_app(
 
     app = FastAPI(title=title, version="0.1.0", description=description, lifespan=lifespan)
     install_problem_handlers(app)
+    app.middleware("http")(_log_request)
     for router in routers:
         app.include_router(router)
 

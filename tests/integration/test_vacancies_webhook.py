@@ -13,6 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from standardwebhooks import Webhook
+from structlog.testing import capture_logs
 
 from services.vacancies import SCHEMA
 from services.vacancies.admin import add_organisation
@@ -101,11 +102,16 @@ async def _count_sessions(infra: Infra, ods: str) -> int:
 async def test_signed_session_is_stored_and_published(
     client: httpx.AsyncClient, org: tuple[str, str], infra: Infra, topic_prefix: str, region: str
 ) -> None:
-    """A correctly signed delivery: 202, one session, and `session.posted` keyed by region."""
+    """A correctly signed delivery: 202, one session, `session.posted` keyed by region,
+    and one log line for the request carrying its webhook-id."""
     ods, secret = org
     body = _delivery()
-    response = await client.post(f"/webhooks/{ods}", content=body, headers=_signed(secret, body))
+    headers = _signed(secret, body)
+    with capture_logs() as logs:
+        response = await client.post(f"/webhooks/{ods}", content=body, headers=headers)
     assert response.status_code == 202, response.text
+    [line] = [entry for entry in logs if entry["event"] == "request handled"]
+    assert (line["status"], line["request_id"]) == (202, headers["webhook-id"])
     session_id = response.json()["session_id"]
     records = await read_topic(infra.bootstrap, f"{topic_prefix}session.posted", want=1)
     assert [json.loads(r.value)["data"]["session_id"] for r in records] == [session_id]
