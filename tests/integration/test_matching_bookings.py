@@ -22,6 +22,7 @@ from shared.events import Envelope, OfferAccepted, SessionPosted, new_envelope
 from shared.messaging.emitter import Emitter
 from shared.runtime import migrate
 from tests.conftest import Infra
+from tests.factories import session_posted
 from tests.integration.helpers import settings_for
 
 pytestmark = pytest.mark.integration
@@ -40,17 +41,7 @@ async def pool(infra: Infra, topic_prefix: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 def _session(region: str, hours_from_start: float = 0) -> SessionPosted:
-    starts = START + timedelta(hours=hours_from_start)
-    return SessionPosted(
-        session_id=uuid.uuid4(),
-        organisation="A81001",
-        sector=Sector.GENERAL_PRACTICE,
-        profession=Profession.GP,
-        starts_at=starts,
-        ends_at=starts + timedelta(hours=4),
-        latitude=53.4,
-        longitude=-2.2,
-    )
+    return session_posted(START + timedelta(hours=hours_from_start))
 
 
 def _accepted(region: str, offer: asyncpg.Record) -> Envelope[Any]:

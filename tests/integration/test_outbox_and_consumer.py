@@ -12,7 +12,6 @@ from typing import Any
 import asyncpg
 import pytest
 
-from shared.catalogue import Profession, Sector
 from shared.db import outbox
 from shared.db.pool import create_pool
 from shared.db.types import Conn
@@ -24,6 +23,7 @@ from shared.messaging.topics import ensure_topics
 from shared.runtime import migrate
 from shared.settings import ServiceSettings
 from tests.conftest import Infra
+from tests.factories import session_posted
 from tests.integration.helpers import eventually, read_topic, settings_for
 
 pytestmark = pytest.mark.integration
@@ -32,16 +32,7 @@ START = datetime.now(UTC) + timedelta(days=2)
 
 
 def _posted() -> SessionPosted:
-    return SessionPosted(
-        session_id=uuid.uuid4(),
-        organisation="A81001",
-        sector=Sector.GENERAL_PRACTICE,
-        profession=Profession.GP,
-        starts_at=START,
-        ends_at=START + timedelta(hours=4),
-        latitude=53.48,
-        longitude=-2.24,
-    )
+    return session_posted(START)
 
 
 @pytest.fixture

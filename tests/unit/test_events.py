@@ -3,30 +3,20 @@
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.catalogue import Profession, Sector
 from shared.events import EVENTS, SessionPosted, new_envelope
 from shared.events.registry import all_topics
 from shared.messaging.consumer import Undeliverable, parse
+from tests.factories import session_posted
 
 START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
 def _posted() -> SessionPosted:
-    return SessionPosted(
-        session_id=uuid.uuid4(),
-        organisation="A81001",
-        sector=Sector.GENERAL_PRACTICE,
-        profession=Profession.GP,
-        starts_at=START,
-        ends_at=START + timedelta(hours=4),
-        latitude=53.48,
-        longitude=-2.24,
-    )
+    return session_posted(START)
 
 
 def _body(**override: object) -> bytes:

@@ -1,0 +1,26 @@
+"""Event data for tests, valid unless a test says otherwise."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.catalogue import Profession, Sector
+from shared.events import SessionPosted
+
+
+def session_posted(starts_at: datetime | None = None, **override: Any) -> SessionPosted:
+    """A 4-hour GP session at a Manchester practice, two days ahead unless given."""
+    start = starts_at or datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
+    values: dict[str, Any] = {
+        "session_id": uuid.uuid4(),
+        "organisation": "A81001",
+        "sector": Sector.GENERAL_PRACTICE,
+        "profession": Profession.GP,
+        "starts_at": start,
+        "ends_at": start + timedelta(hours=4),
+        "latitude": 53.48,
+        "longitude": -2.24,
+    }
+    return SessionPosted(**{**values, **override})
