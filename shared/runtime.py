@@ -23,7 +23,7 @@ from shared.db.pool import connect, create_pool
 from shared.messaging.consumer import EventConsumer, Handler
 from shared.messaging.emitter import Emitter
 from shared.messaging.kafka import KafkaPublisher, make_broker
-from shared.messaging.topics import ensure_topics
+from shared.messaging.topics import ensure_topics, keep_topics
 from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -100,6 +100,12 @@ async def running(
         ),
         name=f"{service}-outbox-relay",
     )
+    keeper = asyncio.create_task(
+        keep_topics(
+            settings.kafka_bootstrap, settings.topic_prefix, every_s=settings.topic_check_s
+        ),
+        name=f"{service}-topic-keeper",
+    )
     try:
         yield Runtime(
             service=service,
@@ -110,8 +116,9 @@ async def running(
             emitter=emitter,
         )
     finally:
-        relay.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await relay
+        for task in (keeper, relay):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await broker.stop()
         await pool.close()

@@ -38,6 +38,12 @@ class ServiceSettings(BaseSettings):
         validation_alias=AliasChoices("FAIRSHARE_HTTP_HOST"),
         description="Address the service's HTTP server binds.",
     )
+    topic_check_s: float = Field(
+        default=5.0,
+        gt=0,
+        validation_alias=AliasChoices("FAIRSHARE_TOPIC_CHECK_S"),
+        description="How often topics are checked and recreated (Tansu loses them on restart).",
+    )
     outbox_poll_s: float = Field(
         default=1.0,
         gt=0,

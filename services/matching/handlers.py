@@ -62,5 +62,5 @@ async def sweep_forever(runtime: Runtime, every_s: float) -> None:
                     made = await planning.replan(conn, region=region, emitter=runtime.emitter)
                 if made:
                     log.info("sweep made offers", region=region, offers=made)
-        except Exception:
+        except Exception:  # a failed sweep is retried at the next tick
             log.exception("sweep failed")

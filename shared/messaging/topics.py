@@ -50,3 +50,18 @@ async def ensure_topics(
             await asyncio.sleep(0.5)
         finally:
             await admin.close()
+
+
+async def keep_topics(bootstrap: str, prefix: str = "", *, every_s: float = 5.0) -> None:
+    """Recreate missing topics every ``every_s`` seconds, until cancelled.
+
+    Tansu keeps topics in memory, so a broker restart loses them all; consumers
+    rejoin by themselves once their topics exist again, and the outbox keeps what
+    could not be published meanwhile. Against Apache Kafka this is a cheap no-op.
+    """
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await ensure_topics(bootstrap, prefix, timeout_s=every_s)
+        except Exception as exc:  # broker still away: try again next tick
+            log.warning("topic check failed; will retry", error=repr(exc))
