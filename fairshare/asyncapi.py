@@ -1,9 +1,14 @@
 """The AsyncAPI 3.0 catalogue of every Fairshare topic, built from the event registry.
 
-Built by hand rather than with FastStream's generator: FastStream documents the
-subscribers and publishers of one broker object, while this catalogue must describe
-every topic of all four services (who sends, who receives) from the one registry
-in ``shared/events``, including the dead-letter topic no service subscribes to.
+Built by hand rather than with FastStream's generator. Tried with FastStream 0.7.8
+(``AsyncAPI(KafkaBroker(...), schema_version="3.0.0")`` over unconnected publishers),
+it documents one broker object, not the system: it makes one channel per publisher
+rather than per topic, cannot show another service receiving without registering a
+handler for it, names components ``Envelope[SessionPosted]`` and ``…:Message``
+(brackets and colons, outside AsyncAPI's component-name pattern), reads the
+correlation id from a header we don't use instead of the envelope, has no message-key
+binding, and knows nothing of the dead-letter topic. Here every topic of all four
+services comes from the one registry in ``shared/events``.
 """
 
 from __future__ import annotations
@@ -14,31 +19,121 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from shared.catalogue import REGION_PATTERN
 from shared.events.envelope import Envelope
-from shared.events.registry import DEAD_LETTER, EVENTS
+from shared.events.registry import DEAD_LETTER, EVENTS, EventSpec
 
-# Which services consume each event type; producers are in the registry.
+# Which services consume each event type (producers are in the registry). Kept here,
+# not read from the services' handler tables, so that writing the catalogue needs no
+# service code; tests/unit/test_asyncapi.py checks it against those tables.
 CONSUMERS: dict[str, tuple[str, ...]] = {
     "session.posted": ("matching", "monitor"),
     "availability.offered": ("matching",),
     "session.offered": ("bank", "vacancies", "monitor"),
     "offer.accepted": ("matching",),
     "session.filled": ("bank", "vacancies", "monitor"),
+    "offer.refused": ("bank",),
 }
-_REF = "#/components/schemas/{model}"
-_KEY = {"type": "string", "description": "ICB code of the region (e.g. QOP): the message key."}
+_SCHEMAS = "#/components/schemas/"
+_DEAD_LETTER_MESSAGE = "DeadLetter"
 
 
-def _envelope_model(model: type[BaseModel]) -> type[BaseModel]:
-    # A concrete, plainly named subclass: AsyncAPI component names can't hold brackets.
-    return type(f"{model.__name__}Event", (Envelope[model],), {})  # type: ignore[valid-type]
+def _region_key() -> dict[str, Any]:
+    return {
+        "type": "string",
+        "pattern": REGION_PATTERN,
+        "description": "ICB code of the region (e.g. QOP), the envelope's `region`: "
+        "the message key, so one region's events stay in order.",
+    }
 
 
-def _schemas_of(model: type[BaseModel], schemas: dict[str, Any]) -> str:
-    schema = model.model_json_schema(ref_template=_REF)
-    schemas.update(schema.pop("$defs", {}))
-    schemas[model.__name__] = schema
+def _envelope_model(spec: EventSpec) -> type[BaseModel]:
+    # A concrete, plainly named subclass: component names can't hold brackets.
+    doc = (
+        f"The `{spec.type}` event, schema version {spec.version}: the common envelope "
+        f"with {spec.model.__name__} as `data`. Published by {spec.producer}."
+    )
+    return type(
+        f"{spec.model.__name__}Event",
+        (Envelope[spec.model],),  # type: ignore[name-defined]
+        {"__doc__": doc, "__module__": __name__},
+    )
+
+
+def _draft7(node: Any) -> Any:
+    """Wrap each ``$ref`` that has siblings in ``allOf``.
+
+    Pydantic writes ``{"$ref": ..., "description": ...}``; AsyncAPI 3.0 schemas follow
+    JSON Schema draft 7, where the siblings of ``$ref`` are ignored and the field's
+    description would be lost.
+    """
+    if isinstance(node, list):
+        return [_draft7(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _draft7(value) for key, value in node.items()}
+    if "$ref" in node and len(node) > 1:
+        return {"allOf": [{"$ref": node.pop("$ref")}], **node}
+    return node
+
+
+def _add_schemas(spec: EventSpec, schemas: dict[str, Any]) -> str:
+    """Put the envelope of ``spec`` and every model it uses into ``schemas``."""
+    model = _envelope_model(spec)
+    schema = model.model_json_schema(ref_template=_SCHEMAS + "{model}")
+    for name, definition in schema.pop("$defs", {}).items():
+        schemas[name] = _draft7(definition)
+    # Consumers dead-letter any other type or version arriving on the topic.
+    schema["properties"]["type"]["const"] = spec.type
+    schema["properties"]["schema_version"]["const"] = spec.version
+    schemas[model.__name__] = _draft7(schema)
     return model.__name__
+
+
+def _operation(
+    service: str, action: str, channel: str, message: str, summary: str
+) -> dict[str, Any]:
+    return {
+        "action": action,
+        "channel": {"$ref": f"#/channels/{channel}"},
+        "summary": summary,
+        "tags": [{"name": service}],
+        "messages": [{"$ref": f"#/channels/{channel}/messages/{message}"}],
+    }
+
+
+def _dead_letter_message() -> dict[str, Any]:
+    return {
+        "name": DEAD_LETTER,
+        "title": DEAD_LETTER,
+        "summary": "A message a consumer could not use, byte for byte as it arrived.",
+        "description": "Not JSON, the wrong type or schema version for its topic, or "
+        "failing validation. The reason and origin travel in the headers.",
+        "contentType": "application/octet-stream",
+        "headers": {
+            "type": "object",
+            "properties": {
+                "dlq-reason": {"type": "string", "description": "Why it was refused."},
+                "dlq-source-topic": {"type": "string", "description": "Where it came from."},
+                "dlq-consumer": {"type": "string", "description": "Consumer group refusing it."},
+                "dlq-source-partition": {
+                    "type": "string",
+                    "description": "Partition it was read from, when known.",
+                },
+                "dlq-source-offset": {
+                    "type": "string",
+                    "description": "Its offset in that partition, when known.",
+                },
+            },
+            "required": ["dlq-reason", "dlq-source-topic", "dlq-consumer"],
+        },
+        "payload": {"description": "The original message value, unchanged."},
+        "bindings": {
+            "kafka": {
+                "key": {"type": "string", "description": "The original message's key."},
+            },
+        },
+    }
 
 
 def build_catalogue() -> dict[str, Any]:
@@ -48,59 +143,64 @@ def build_catalogue() -> dict[str, Any]:
     messages: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
     for spec in EVENTS.values():
-        name = _schemas_of(_envelope_model(spec.model), schemas)
+        name = _add_schemas(spec, schemas)
         messages[name] = {
             "name": spec.type,
             "title": spec.type,
             "summary": spec.summary,
             "description": (spec.model.__doc__ or "").strip(),
             "contentType": "application/json",
-            "payload": {"$ref": _REF.format(model=name)},
-            "bindings": {"kafka": {"key": _KEY}},
+            "payload": {"$ref": _SCHEMAS + name},
+            "correlationId": {
+                "description": "Shared by every event one outside request caused.",
+                "location": "$message.payload#/correlation_id",
+            },
+            "bindings": {"kafka": {"key": _region_key()}},
             "x-schema-version": spec.version,
+            "x-producer": spec.producer,
         }
-        channel = spec.type
-        channels[channel] = {
+        channels[spec.type] = {
             "address": spec.type,
-            "description": f"{spec.summary} Schema version {spec.version}.",
+            "title": spec.type,
+            "summary": spec.summary,
+            "description": f"Carries `{spec.type}` schema version {spec.version}, "
+            f"published by {spec.producer}, keyed by region.",
             "messages": {name: {"$ref": f"#/components/messages/{name}"}},
         }
-        operations[f"{spec.producer}.send.{spec.type}"] = {
-            "action": "send",
-            "channel": {"$ref": f"#/channels/{channel}"},
-            "summary": f"{spec.producer} publishes {spec.type}.",
-        }
+        operations[f"{spec.producer}.send.{spec.type}"] = _operation(
+            spec.producer, "send", spec.type, name, f"{spec.producer} publishes {spec.type}."
+        )
         for consumer in CONSUMERS.get(spec.type, ()):
-            operations[f"{consumer}.receive.{spec.type}"] = {
-                "action": "receive",
-                "channel": {"$ref": f"#/channels/{channel}"},
-                "summary": f"{consumer} consumes {spec.type}.",
-            }
-    messages["DeadLetter"] = {
-        "name": DEAD_LETTER,
-        "summary": "A message a consumer could not validate, byte for byte as it arrived.",
-        "headers": {
-            "type": "object",
-            "properties": {
-                "dlq-reason": {"type": "string", "description": "Why it was refused."},
-                "dlq-source-topic": {"type": "string", "description": "Where it came from."},
-                "dlq-consumer": {"type": "string", "description": "Consumer group refusing it."},
-            },
-        },
-        "payload": {"description": "The original message value, unchanged."},
-    }
+            operations[f"{consumer}.receive.{spec.type}"] = _operation(
+                consumer, "receive", spec.type, name, f"{consumer} consumes {spec.type}."
+            )
+    messages[_DEAD_LETTER_MESSAGE] = _dead_letter_message()
     channels[DEAD_LETTER] = {
         "address": DEAD_LETTER,
-        "description": "Messages that failed validation; for operators to inspect and replay.",
-        "messages": {"DeadLetter": {"$ref": "#/components/messages/DeadLetter"}},
+        "title": DEAD_LETTER,
+        "summary": "Messages consumers could not use.",
+        "description": "Every consuming service parks here what it cannot use, and "
+        "carries on. No service reads it: operators inspect and replay.",
+        "messages": {
+            _DEAD_LETTER_MESSAGE: {"$ref": f"#/components/messages/{_DEAD_LETTER_MESSAGE}"}
+        },
     }
+    for consumer in sorted({c for names in CONSUMERS.values() for c in names}):
+        operations[f"{consumer}.send.{DEAD_LETTER}"] = _operation(
+            consumer,
+            "send",
+            DEAD_LETTER,
+            _DEAD_LETTER_MESSAGE,
+            f"{consumer} dead-letters a message it cannot use.",
+        )
     return {
         "asyncapi": "3.0.0",
         "info": {
             "title": "Fairshare events",
             "version": "1.0.0",
-            "description": "Every topic of Fairshare. Topic names take an optional prefix"
-            " (FAIRSHARE_TOPIC_PREFIX); every message is keyed by region.",
+            "description": "Every topic of Fairshare: one per event type, plus dead "
+            "letters. Topic names take an optional prefix (FAIRSHARE_TOPIC_PREFIX); "
+            "every event is a JSON envelope keyed by its region's ICB code.",
         },
         "defaultContentType": "application/json",
         "channels": channels,
@@ -109,9 +209,19 @@ def build_catalogue() -> dict[str, Any]:
     }
 
 
+class _Dumper(yaml.SafeDumper):
+    """Writes repeated objects out in full: no YAML anchors or aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:  # noqa: ARG002 - the answer is always yes
+        return True
+
+
 def write_catalogue(out_dir: Path) -> Path:
     """Write ``asyncapi.yaml`` into ``out_dir``; return its path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "asyncapi.yaml"
-    path.write_text(yaml.safe_dump(build_catalogue(), sort_keys=False, allow_unicode=True))
+    text = yaml.dump(
+        build_catalogue(), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100
+    )
+    path.write_text(text, encoding="utf-8")
     return path

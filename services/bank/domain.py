@@ -13,11 +13,12 @@ from shared.catalogue import Profession, Sector
 
 
 class OfferStatus(StrEnum):
-    """Where an offer to a clinician stands."""
+    """Where an offer to a clinician stands: offered, then accepted, then booked or refused."""
 
     OFFERED = "offered"
     ACCEPTED = "accepted"
     BOOKED = "booked"
+    REFUSED = "refused"
 
 
 @dataclass(frozen=True, slots=True)

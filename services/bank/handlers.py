@@ -7,7 +7,7 @@ from typing import Any
 from services.bank import repository
 from services.bank.domain import OfferStatus
 from shared.db.types import Conn
-from shared.events import Envelope, SessionFilled, SessionOffered
+from shared.events import Envelope, OfferRefused, SessionFilled, SessionOffered
 from shared.messaging.consumer import Handler
 
 
@@ -39,6 +39,16 @@ async def on_session_filled(conn: Conn, envelope: Envelope[Any]) -> None:
     await repository.set_offer_status(conn, data.offer_id, OfferStatus.BOOKED)
 
 
+async def on_offer_refused(conn: Conn, envelope: Envelope[Any]) -> None:
+    """Tell the clinician their acceptance could not be honoured, and why."""
+    data: OfferRefused = envelope.data
+    await repository.set_offer_status(conn, data.offer_id, OfferStatus.REFUSED, refusal=data.reason)
+
+
 def handlers() -> dict[str, Handler]:
     """Event type → handler, for the service's consumer."""
-    return {"session.offered": on_session_offered, "session.filled": on_session_filled}
+    return {
+        "session.offered": on_session_offered,
+        "session.filled": on_session_filled,
+        "offer.refused": on_offer_refused,
+    }

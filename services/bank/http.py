@@ -99,6 +99,7 @@ def _offer_json(row: Any) -> dict[str, Any]:
         "expires_at": row["expires_at"],
         "reasons": row["reasons"],
         "status": row["status"],
+        "refusal": row["refusal"],
     }
 
 
@@ -108,6 +109,19 @@ async def my_offers(request: Request, me: Me) -> list[dict[str, Any]]:
     rows = await repository.offers_of(_runtime(request).pool, me.id, ["offered"])
     now = datetime.now(UTC)
     return [_offer_json(r) for r in rows if r["expires_at"] > now]
+
+
+@router.get(
+    "/offers/{offer_id}",
+    summary="One of my offers, with where it stands",
+    responses={404: {"description": "No such offer for you."}},
+)
+async def my_offer(request: Request, me: Me, offer_id: uuid.UUID) -> dict[str, Any]:
+    """The offer's status; a refused acceptance says why (``refusal``)."""
+    row = await repository.offer_of(_runtime(request).pool, me.id, offer_id)
+    if row is None:
+        raise Problem(404, "No such offer for you.")
+    return _offer_json(row)
 
 
 @router.post(

@@ -108,13 +108,27 @@ async def offer_for_update(conn: Conn, offer_id: uuid.UUID) -> Offer | None:
     )
 
 
-async def set_offer_status(conn: Conn, offer_id: uuid.UUID, status: OfferStatus) -> None:
-    """Move an offer on."""
+async def set_offer_status(
+    conn: Conn, offer_id: uuid.UUID, status: OfferStatus, *, refusal: str | None = None
+) -> None:
+    """Move an offer on (with matching's reason when it refused the acceptance)."""
     await conn.execute(
-        "UPDATE offers SET status = $2, responded_at = COALESCE(responded_at, now()) WHERE id = $1",
+        "UPDATE offers SET status = $2, responded_at = COALESCE(responded_at, now()),"
+        " refusal = COALESCE($3, refusal) WHERE id = $1",
         offer_id,
         status.value,
+        refusal,
     )
+
+
+async def offer_of(
+    conn: asyncpg.Pool, clinician_id: uuid.UUID, offer_id: uuid.UUID
+) -> asyncpg.Record | None:
+    """One of the clinician's offers, or None (someone else's looks the same as none)."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        "SELECT * FROM offers WHERE id = $1 AND clinician_id = $2", offer_id, clinician_id
+    )
+    return row
 
 
 async def offers_of(

@@ -13,7 +13,7 @@ from services.matching import repository
 from services.matching.domain import offer_expiry, plan_offers
 from shared.catalogue import Sector
 from shared.db.types import Conn
-from shared.events import Envelope, OfferAccepted, SessionFilled, SessionOffered
+from shared.events import Envelope, OfferAccepted, OfferRefused, SessionFilled, SessionOffered
 from shared.messaging.emitter import Emitter
 
 log = structlog.get_logger(__name__)
@@ -66,28 +66,64 @@ async def replan(
 async def confirm(conn: Conn, *, envelope: Envelope[Any], emitter: Emitter) -> bool:
     """Book an accepted offer if it still stands; True when the session is filled.
 
-    A lost race (the session or the clinician's time already booked) is refused by
-    the database's constraints and answered by re-planning.
+    An acceptance that can't be honoured (expired, session gone, clinician already
+    booked at that time) is refused with ``offer.refused`` and the region re-planned.
+    A lost race is refused by the database's constraints, whatever the timing.
     """
     data: OfferAccepted = envelope.data
     offer = await repository.offer_for_update(conn, data.offer_id)
     if offer is None or offer["clinician_id"] != data.clinician_id:
         log.warning("acceptance of an unknown offer ignored", offer_id=str(data.offer_id))
         return False
+    if offer["status"] != "offered":
+        # Already answered: a redelivery, or an acceptance after a refusal.
+        log.info("acceptance ignored", offer_id=str(data.offer_id), status=offer["status"])
+        return False
     # Judge expiry by when the clinician accepted, not by how late the event arrived.
-    if offer["status"] != "offered" or offer["expires_at"] <= envelope.occurred_at:
-        log.info("acceptance refused", offer_id=str(data.offer_id), status=offer["status"])
-        return False
-    if offer["session_status"] != "open":
-        await repository.set_offer_status(conn, offer["id"], "lost")
-        return False
-    try:
-        async with conn.transaction():
-            await repository.book(conn, offer)
-    except (asyncpg.ExclusionViolationError, asyncpg.UniqueViolationError):
-        await repository.set_offer_status(conn, offer["id"], "lost")
-        await replan(conn, region=envelope.region, emitter=emitter, cause=envelope)
-        return False
+    if offer["expires_at"] <= envelope.occurred_at:
+        refusal = ("expired", "The offer had expired when you accepted it.")
+    elif offer["session_status"] != "open":
+        refusal = ("lost", "The session was filled or withdrawn before you accepted.")
+    else:
+        try:
+            async with conn.transaction():
+                await repository.book(conn, offer)
+        except (asyncpg.ExclusionViolationError, asyncpg.UniqueViolationError):
+            refusal = ("lost", "You are already booked at an overlapping time.")
+        else:
+            await _fill(conn, offer, envelope=envelope, emitter=emitter)
+            return True
+    await _refuse(conn, offer, refusal, envelope=envelope, emitter=emitter)
+    return False
+
+
+async def _refuse(
+    conn: Conn,
+    offer: asyncpg.Record,
+    refusal: tuple[str, str],
+    *,
+    envelope: Envelope[Any],
+    emitter: Emitter,
+) -> None:
+    status, reason = refusal
+    await repository.set_offer_status(conn, offer["id"], status)
+    await emitter.emit(
+        conn,
+        OfferRefused(
+            offer_id=offer["id"],
+            session_id=offer["session_id"],
+            clinician_id=offer["clinician_id"],
+            reason=reason,
+        ),
+        region=envelope.region,
+        cause=envelope,
+    )
+    await replan(conn, region=envelope.region, emitter=emitter, cause=envelope)
+
+
+async def _fill(
+    conn: Conn, offer: asyncpg.Record, *, envelope: Envelope[Any], emitter: Emitter
+) -> None:
     await repository.set_offer_status(conn, offer["id"], "accepted")
     await emitter.emit(
         conn,
@@ -104,4 +140,3 @@ async def confirm(conn: Conn, *, envelope: Envelope[Any], emitter: Emitter) -> b
         region=envelope.region,
         cause=envelope,
     )
-    return True

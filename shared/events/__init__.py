@@ -3,6 +3,7 @@
 from shared.events.contracts import (
     AvailabilityOffered,
     OfferAccepted,
+    OfferRefused,
     SessionFilled,
     SessionOffered,
     SessionPosted,
@@ -16,6 +17,7 @@ __all__ = [
     "Envelope",
     "EventSpec",
     "OfferAccepted",
+    "OfferRefused",
     "SessionFilled",
     "SessionOffered",
     "SessionPosted",

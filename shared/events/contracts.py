@@ -70,6 +70,15 @@ class OfferAccepted(_EventData):
     clinician_id: uuid.UUID = Field(description="Pseudonymous id of the clinician accepting.")
 
 
+class OfferRefused(_EventData):
+    """Matching could not honour an acceptance (v1); the clinician is not booked."""
+
+    offer_id: uuid.UUID = Field(description="The offer whose acceptance was refused.")
+    session_id: uuid.UUID = Field(description="The session it was for.")
+    clinician_id: uuid.UUID = Field(description="Pseudonymous id of the clinician refused.")
+    reason: str = Field(description="Why, in plain words, to show the clinician.")
+
+
 class SessionFilled(_Timed):
     """Matching booked a clinician into a session (v1): the session is filled."""
 

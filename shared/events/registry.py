@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from shared.events.contracts import (
     AvailabilityOffered,
     OfferAccepted,
+    OfferRefused,
     SessionFilled,
     SessionOffered,
     SessionPosted,
@@ -45,6 +46,9 @@ EVENTS: dict[str, EventSpec] = {
         EventSpec("session.offered", 1, SessionOffered, "matching", "A session was offered."),
         EventSpec("offer.accepted", 1, OfferAccepted, "bank", "A clinician accepted an offer."),
         EventSpec("session.filled", 1, SessionFilled, "matching", "A session was filled."),
+        EventSpec(
+            "offer.refused", 1, OfferRefused, "matching", "An acceptance could not be honoured."
+        ),
     )
 }
 

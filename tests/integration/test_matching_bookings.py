@@ -63,6 +63,16 @@ async def _offers(pool: asyncpg.Pool, region: str) -> list[asyncpg.Record]:
     return rows
 
 
+async def _outbox(pool: asyncpg.Pool, event_type: str, clinician: uuid.UUID) -> list[Any]:
+    rows = await pool.fetch(
+        "SELECT payload FROM outbox WHERE event_type = $1"
+        " AND payload->'data'->>'clinician_id' = $2",
+        event_type,
+        str(clinician),
+    )
+    return [r["payload"]["data"] for r in rows]
+
+
 async def test_database_refuses_overlapping_bookings_of_one_clinician(
     pool: asyncpg.Pool, region: str
 ) -> None:
@@ -100,6 +110,8 @@ async def test_database_refuses_overlapping_bookings_of_one_clinician(
     assert len(bookings) == 1
     statuses = sorted(r["status"] for r in await _offers(pool, region))
     assert statuses == ["accepted", "lost"]
+    [refused] = await _outbox(pool, "offer.refused", clinician)
+    assert "already booked" in refused["reason"]
 
 
 async def test_posted_session_is_offered_then_filled_once(pool: asyncpg.Pool, region: str) -> None:
@@ -166,6 +178,9 @@ async def test_expired_acceptance_is_refused(pool: asyncpg.Pool, region: str) ->
     [offer] = await _offers(pool, region)
     async with pool.acquire() as conn, conn.transaction():
         assert not await planning.confirm(conn, envelope=_accepted(region, offer), emitter=emitter)
+    [refused] = await _outbox(pool, "offer.refused", offer["clinician_id"])
+    assert refused["offer_id"] == str(offer["id"])
+    assert "expired" in refused["reason"]
     assert (
         await pool.fetchval(
             "SELECT count(*) FROM bookings WHERE session_id = $1", session.session_id

@@ -1,0 +1,178 @@
+"""The bank over the real database and broker: offers arrive, acceptance rules hold,
+refusals reach the clinician, and no clinician sees another's offers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from services.bank import SCHEMA
+from services.bank.admin import add_clinician
+from services.bank.app import create_app
+from services.bank.settings import BankSettings
+from shared.catalogue import Profession, Sector
+from shared.db.pool import connect
+from shared.events import OfferRefused, SessionOffered, new_envelope
+from shared.messaging.consumer import EventConsumer
+from shared.messaging.kafka import KafkaPublisher
+from tests.conftest import Infra
+from tests.integration.helpers import settings_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def app(infra: Infra, topic_prefix: str) -> AsyncIterator[FastAPI]:
+    """The bank app with its lifespan running."""
+    application = create_app(settings_for(BankSettings, infra, topic_prefix))
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in-process."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b") as c:
+        yield c
+
+
+async def _clinician(infra: Infra, region: str) -> tuple[uuid.UUID, dict[str, str]]:
+    conn = await connect(infra.dsn, SCHEMA)
+    try:
+        clinician, token = await add_clinician(
+            conn,
+            display_name="Sam Okafor",
+            profession=Profession.PHARMACIST,
+            home_sector=Sector.COMMUNITY_PHARMACY,
+            region=region,
+        )
+    finally:
+        await conn.close()
+    return clinician.id, {"Authorization": f"Bearer {token}"}
+
+
+async def _deliver(app: FastAPI, event_type: str, data: Any, region: str) -> None:
+    """Hand one event to the bank's own consumer, as Kafka would."""
+    from services.bank.handlers import handlers  # noqa: PLC0415
+
+    runtime = app.state.runtime
+    consumer = EventConsumer(
+        service="bank",
+        pool=runtime.pool,
+        dead_letters=KafkaPublisher(runtime.broker),
+        handlers=handlers(),
+    )
+    envelope = new_envelope(
+        data, event_type=event_type, schema_version=1, region=region, producer="matching"
+    )
+    assert await consumer.handle(event_type, region.encode(), envelope.model_dump_json().encode())
+
+
+def _offered(clinician: uuid.UUID, *, expires_in: timedelta) -> SessionOffered:
+    start = datetime.now(UTC) + timedelta(days=1)
+    return SessionOffered(
+        offer_id=uuid.uuid4(),
+        session_id=uuid.uuid4(),
+        clinician_id=clinician,
+        organisation="FVR79",
+        sector=Sector.COMMUNITY_PHARMACY,
+        profession=Profession.PHARMACIST,
+        starts_at=start,
+        ends_at=start + timedelta(hours=8),
+        expires_at=datetime.now(UTC) + expires_in,
+        reasons=["You are free for the whole session."],
+    )
+
+
+async def test_refusal_reaches_the_clinician(
+    app: FastAPI, client: httpx.AsyncClient, infra: Infra, region: str
+) -> None:
+    """Offer arrives → accepted (202) → matching refuses → the offer says why."""
+    me, auth = await _clinician(infra, region)
+    offer = _offered(me, expires_in=timedelta(hours=1))
+    await _deliver(app, "session.offered", offer, region)
+    listed = (await client.get("/api/offers", headers=auth)).json()
+    assert [o["offer_id"] for o in listed] == [str(offer.offer_id)]
+    assert (
+        await client.post(f"/api/offers/{offer.offer_id}/accept", headers=auth)
+    ).status_code == 202
+    await _deliver(
+        app,
+        "offer.refused",
+        OfferRefused(
+            offer_id=offer.offer_id,
+            session_id=offer.session_id,
+            clinician_id=me,
+            reason="The session was filled or withdrawn before you accepted.",
+        ),
+        region,
+    )
+    shown = (await client.get(f"/api/offers/{offer.offer_id}", headers=auth)).json()
+    assert shown["status"] == "refused"
+    assert "withdrawn" in shown["refusal"]
+
+
+async def test_expired_offer_cannot_be_accepted(
+    app: FastAPI, client: httpx.AsyncClient, infra: Infra, region: str
+) -> None:
+    """An expired offer: 410 problem+json, and it stays unanswered."""
+    me, auth = await _clinician(infra, region)
+    offer = _offered(me, expires_in=timedelta(seconds=-1))
+    await _deliver(app, "session.offered", offer, region)
+    response = await client.post(f"/api/offers/{offer.offer_id}/accept", headers=auth)
+    assert response.status_code == 410
+    assert response.headers["content-type"] == "application/problem+json"
+    shown = (await client.get(f"/api/offers/{offer.offer_id}", headers=auth)).json()
+    assert shown["status"] == "offered"
+
+
+async def test_a_clinician_reaches_only_their_own_offers(
+    app: FastAPI, client: httpx.AsyncClient, infra: Infra, region: str
+) -> None:
+    """B can neither list, read nor accept A's offer; without a token, 401."""
+    a, auth_a = await _clinician(infra, region)
+    _, auth_b = await _clinician(infra, region)
+    offer = _offered(a, expires_in=timedelta(hours=1))
+    await _deliver(app, "session.offered", offer, region)
+    assert (await client.get("/api/offers", headers=auth_b)).json() == []
+    assert (await client.get(f"/api/offers/{offer.offer_id}", headers=auth_b)).status_code == 404
+    refused = await client.post(f"/api/offers/{offer.offer_id}/accept", headers=auth_b)
+    assert refused.status_code == 404
+    assert (await client.get("/api/offers")).status_code == 401
+    bad = {"Authorization": "Bearer not-a-token"}
+    assert (await client.get("/api/offers", headers=bad)).status_code == 401
+    assert (await client.get(f"/api/offers/{offer.offer_id}", headers=auth_a)).json()[
+        "status"
+    ] == "offered"
+
+
+async def test_availability_rules(client: httpx.AsyncClient, infra: Infra, region: str) -> None:
+    """A window ending before it starts or already over: 422 naming the field;
+    an overlapping window: 409; a good one: 201."""
+    _, auth = await _clinician(infra, region)
+    now = datetime.now(UTC)
+
+    def window(start: timedelta, end: timedelta) -> dict[str, str]:
+        return {"starts_at": (now + start).isoformat(), "ends_at": (now + end).isoformat()}
+
+    inverted = await client.post(
+        "/api/availability",
+        json=window(timedelta(days=1, hours=2), timedelta(days=1)),
+        headers=auth,
+    )
+    assert inverted.status_code == 422
+    assert inverted.json()["errors"][0]["field"] == "ends_at"
+    past = await client.post(
+        "/api/availability", json=window(timedelta(days=-2), timedelta(days=-1)), headers=auth
+    )
+    assert past.status_code == 422
+    good = window(timedelta(days=1), timedelta(days=1, hours=8))
+    assert (await client.post("/api/availability", json=good, headers=auth)).status_code == 201
+    overlap = window(timedelta(days=1, hours=4), timedelta(days=1, hours=10))
+    assert (await client.post("/api/availability", json=overlap, headers=auth)).status_code == 409
