@@ -14,14 +14,14 @@ from shared.logging import configure_logging
 
 
 def create_app(settings: MonitorSettings) -> FastAPI:
-    """The monitor app: counts session events and shows them."""
+    """The monitor app: counts sessions posted, offered and filled, and shows them live."""
     return service_app(
         settings,
         service=SERVICE,
         schema=SCHEMA,
         migrations_dir=Path(__file__).with_name("migrations"),
         title="Fairshare monitor",
-        description="The ICB's live dashboard of sessions per sector.",
+        description="The ICB's live dashboard of sessions per region and sector.",
         routers=[http.router],
         handlers=handlers.handlers(),
     )
