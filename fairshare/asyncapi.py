@@ -33,6 +33,10 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     "offer.accepted": ("matching",),
     "session.filled": ("bank", "vacancies", "monitor"),
     "offer.refused": ("bank",),
+    "session.amended": ("matching", "bank"),
+    "session.cancelled": ("matching", "bank"),
+    "session.unfilled": ("matching",),
+    "booking.cancelled": ("vacancies", "matching"),
 }
 _SCHEMAS = "#/components/schemas/"
 _DEAD_LETTER_MESSAGE = "DeadLetter"

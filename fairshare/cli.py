@@ -15,23 +15,18 @@ import asyncpg
 import httpx
 import typer
 from rich.console import Console
-from rich.table import Table
 from standardwebhooks import Webhook
 
 from fairshare.services import SERVICES, migrate_all, run_service
-from shared.catalogue import ODS_PATTERN, REGION_PATTERN, Profession, Sector, is_ods_code
+from shared.catalogue import (
+    is_ods_code,
+)
 
 app = typer.Typer(
     help="Fairshare: a shared regional staff bank for NHS primary care.",
     pretty_exceptions_enable=False,
 )
-org_app = typer.Typer(help="Organisations that post sessions (vacancies service).")
-clinician_app = typer.Typer(help="Clinicians in the shared bank (bank service).")
-sessions_app = typer.Typer(help="Posted sessions (vacancies service).")
 webhook_app = typer.Typer(help="Send signed web hook deliveries, as a rota system would.")
-app.add_typer(org_app, name="org")
-app.add_typer(clinician_app, name="clinician")
-app.add_typer(sessions_app, name="sessions")
 app.add_typer(webhook_app, name="webhook")
 console = Console()
 
@@ -111,110 +106,6 @@ def _check(value: str, pattern: str, what: str) -> str:
     return value
 
 
-@org_app.command("add")
-def org_add(
-    ods: Annotated[str, typer.Option(help="ODS code, e.g. A81001 (practice), FVR79 (pharmacy).")],
-    name: Annotated[str, typer.Option(help="Organisation name.")],
-    sector: Annotated[Sector, typer.Option(help="Sector of the organisation.")],
-    region: Annotated[str, typer.Option(help="ICB code of its region, e.g. QOP.")],
-    lat: Annotated[float, typer.Option(min=-90, max=90, help="Latitude of the site.")],
-    lon: Annotated[float, typer.Option(min=-180, max=180, help="Longitude of the site.")],
-    data_dir: DataDir = DEFAULT_DATA_DIR,
-) -> None:
-    """Register an organisation and print its web hook signing secret."""
-    from services.vacancies import SCHEMA  # noqa: PLC0415
-    from services.vacancies.admin import add_organisation  # noqa: PLC0415
-    from services.vacancies.domain import Organisation  # noqa: PLC0415
-
-    _check(ods, ODS_PATTERN, "ODS code")
-    _check(region, REGION_PATTERN, "Region code")
-    org = Organisation(ods, name, sector, region, lat, lon, active=True)
-
-    async def _add() -> str:
-        conn = await _connect(data_dir, SCHEMA)
-        try:
-            return await add_organisation(conn, org)
-        except asyncpg.UniqueViolationError:
-            console.print(f"[red]Organisation {ods} is already registered.[/]")
-            raise typer.Exit(1) from None
-        finally:
-            await conn.close()
-
-    secret = asyncio.run(_add())
-    console.print(f"Registered {ods} ({name}). Web hook signing secret (keep it safe):")
-    print(secret)
-
-
-@clinician_app.command("add")
-def clinician_add(
-    name: Annotated[str, typer.Option(help="Name shown to the clinician (kept in the bank).")],
-    profession: Annotated[Profession, typer.Option(help="Profession.")],
-    home_sector: Annotated[Sector, typer.Option(help="Sector they normally work in.")],
-    region: Annotated[str, typer.Option(help="ICB code of their region, e.g. QOP.")],
-    data_dir: DataDir = DEFAULT_DATA_DIR,
-) -> None:
-    """Register a clinician and print their id and sign-in token."""
-    from services.bank import SCHEMA  # noqa: PLC0415
-    from services.bank.admin import add_clinician  # noqa: PLC0415
-
-    _check(region, REGION_PATTERN, "Region code")
-
-    async def _add() -> tuple[str, str]:
-        conn = await _connect(data_dir, SCHEMA)
-        try:
-            clinician, token = await add_clinician(
-                conn,
-                display_name=name,
-                profession=profession,
-                home_sector=home_sector,
-                region=region,
-            )
-            return str(clinician.id), token
-        finally:
-            await conn.close()
-
-    clinician_id, token = asyncio.run(_add())
-    console.print(f"Registered clinician {clinician_id}. Sign-in token (shown once):")
-    print(token)
-
-
-@sessions_app.command("list")
-def sessions_list(
-    ods: Annotated[str | None, typer.Option(help="Only this organisation's.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
-) -> None:
-    """List posted sessions and their status."""
-    from services.vacancies import SCHEMA  # noqa: PLC0415
-    from services.vacancies.repository import list_sessions  # noqa: PLC0415
-
-    async def _list() -> list[dict[str, str]]:
-        conn = await _connect(data_dir, SCHEMA)
-        try:
-            rows = await list_sessions(conn, organisation=ods)
-        finally:
-            await conn.close()
-        keys = ("id", "organisation", "external_id", "profession", "starts_at", "ends_at")
-        return [{k: str(r[k]) for k in (*keys, "status", "clinician_id")} for r in rows]
-
-    rows = asyncio.run(_list())
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return
-    table = Table("session", "org", "external id", "profession", "starts", "ends", "status")
-    for r in rows:
-        table.add_row(
-            r["id"][:8],
-            r["organisation"],
-            r["external_id"],
-            r["profession"],
-            r["starts_at"],
-            r["ends_at"],
-            r["status"],
-        )
-    console.print(table)
-
-
 @webhook_app.command("post")
 def webhook_post(
     ods: Annotated[str, typer.Option(help="Your ODS code.")],
@@ -243,3 +134,16 @@ def webhook_post(
     print(response.text)
     if response.status_code >= 400:
         raise typer.Exit(1)
+
+
+def _register_admin() -> None:
+    # Imported late: the admin commands need this module's helpers defined first.
+    from fairshare import admin_cli  # noqa: PLC0415
+
+    app.add_typer(admin_cli.org_app, name="org")
+    app.add_typer(admin_cli.clinician_app, name="clinician")
+    app.add_typer(admin_cli.sessions_app, name="sessions")
+    app.add_typer(admin_cli.callbacks_app, name="callbacks")
+
+
+_register_admin()

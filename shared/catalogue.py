@@ -58,3 +58,84 @@ _ODS_RE = re.compile(ODS_PATTERN)
 def is_ods_code(value: str) -> bool:
     """Tell whether ``value`` has the shape of an ODS organisation code."""
     return bool(_ODS_RE.match(value))
+
+
+class Role(StrEnum):
+    """Roles a session may need; each may be filled by the professions in ``ROLE_FILLERS``."""
+
+    GP = "gp"
+    PRACTICE_NURSE = "practice_nurse"
+    ADVANCED_NURSE_PRACTITIONER = "advanced_nurse_practitioner"
+    ADVANCED_PRACTITIONER = "advanced_practitioner"
+    CLINICAL_PHARMACIST = "clinical_pharmacist"
+    COMMUNITY_PHARMACIST = "community_pharmacist"
+    PHARMACY_TECHNICIAN = "pharmacy_technician"
+    DENTIST = "dentist"
+    DENTAL_NURSE = "dental_nurse"
+    DENTAL_HYGIENIST = "dental_hygienist"
+    OPTOMETRIST = "optometrist"
+    DISPENSING_OPTICIAN = "dispensing_optician"
+    PARAMEDIC = "paramedic"
+    FIRST_CONTACT_PHYSIOTHERAPIST = "first_contact_physiotherapist"
+    PHYSICIAN_ASSOCIATE = "physician_associate"
+    OCCUPATIONAL_THERAPIST = "occupational_therapist"
+    DIETITIAN = "dietitian"
+    PODIATRIST = "podiatrist"
+    MENTAL_HEALTH_PRACTITIONER = "mental_health_practitioner"
+    COMMUNITY_NURSE = "community_nurse"
+
+
+P = Profession
+# Who may fill what: e.g. a pharmacist may fill a clinical-pharmacist (PCN) session or a
+# community-pharmacist one; advanced-practitioner sessions are open to several registers.
+ROLE_FILLERS: dict[Role, frozenset[Profession]] = {
+    Role.GP: frozenset({P.GP}),
+    Role.PRACTICE_NURSE: frozenset({P.PRACTICE_NURSE, P.ADVANCED_NURSE_PRACTITIONER}),
+    Role.ADVANCED_NURSE_PRACTITIONER: frozenset({P.ADVANCED_NURSE_PRACTITIONER}),
+    Role.ADVANCED_PRACTITIONER: frozenset(
+        {P.ADVANCED_NURSE_PRACTITIONER, P.PARAMEDIC, P.PHARMACIST, P.PHYSIOTHERAPIST}
+    ),
+    Role.CLINICAL_PHARMACIST: frozenset({P.PHARMACIST}),
+    Role.COMMUNITY_PHARMACIST: frozenset({P.PHARMACIST}),
+    Role.PHARMACY_TECHNICIAN: frozenset({P.PHARMACY_TECHNICIAN}),
+    Role.DENTIST: frozenset({P.DENTIST}),
+    Role.DENTAL_NURSE: frozenset({P.DENTAL_NURSE}),
+    Role.DENTAL_HYGIENIST: frozenset({P.DENTAL_HYGIENIST}),
+    Role.OPTOMETRIST: frozenset({P.OPTOMETRIST}),
+    Role.DISPENSING_OPTICIAN: frozenset({P.DISPENSING_OPTICIAN}),
+    Role.PARAMEDIC: frozenset({P.PARAMEDIC}),
+    Role.FIRST_CONTACT_PHYSIOTHERAPIST: frozenset({P.PHYSIOTHERAPIST}),
+    Role.PHYSICIAN_ASSOCIATE: frozenset({P.PHYSICIAN_ASSOCIATE}),
+    Role.OCCUPATIONAL_THERAPIST: frozenset({P.OCCUPATIONAL_THERAPIST}),
+    Role.DIETITIAN: frozenset({P.DIETITIAN}),
+    Role.PODIATRIST: frozenset({P.PODIATRIST}),
+    Role.MENTAL_HEALTH_PRACTITIONER: frozenset({P.MENTAL_HEALTH_PRACTITIONER}),
+    Role.COMMUNITY_NURSE: frozenset({P.PRACTICE_NURSE, P.ADVANCED_NURSE_PRACTITIONER}),
+}
+
+
+def may_fill(profession: Profession, role: Role) -> bool:
+    """Whether a clinician of ``profession`` may fill a session needing ``role``."""
+    return profession in ROLE_FILLERS[role]
+
+
+class Skill(StrEnum):
+    """Skills a session may need and a clinician may hold."""
+
+    INDEPENDENT_PRESCRIBER = "independent_prescriber"
+    MINOR_ILLNESS = "minor_illness"
+    CERVICAL_SCREENING = "cervical_screening"
+    CHILDHOOD_IMMUNISATIONS = "childhood_immunisations"
+    LONG_TERM_CONDITIONS = "long_term_conditions"
+    TRAVEL_HEALTH = "travel_health"
+    WOUND_CARE = "wound_care"
+    MEDICATION_REVIEW = "medication_review"
+    MINOR_SURGERY = "minor_surgery"
+    CONTACT_LENS = "contact_lens"
+
+
+class Urgency(StrEnum):
+    """How soon the organisation needs the session filled."""
+
+    ROUTINE = "routine"
+    URGENT = "urgent"

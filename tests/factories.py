@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.catalogue import Profession, Sector
+from shared.catalogue import Role, Sector, Urgency
 from shared.events import SessionPosted
 
 
@@ -16,8 +16,12 @@ def session_posted(starts_at: datetime | None = None, **override: Any) -> Sessio
     values: dict[str, Any] = {
         "session_id": uuid.uuid4(),
         "organisation": "A81001",
+        "posted_by": "A81001",
         "sector": Sector.GENERAL_PRACTICE,
-        "profession": Profession.GP,
+        "role": Role.GP,
+        "skills": [],
+        "rate_pence_per_hour": 7757,
+        "urgency": Urgency.ROUTINE,
         "starts_at": start,
         "ends_at": start + timedelta(hours=4),
         "latitude": 53.48,

@@ -6,7 +6,7 @@ import uuid
 
 from services.bank import repository
 from services.bank.domain import Clinician, hash_token, new_token
-from shared.catalogue import Profession, Sector
+from shared.catalogue import Profession, Sector, Skill
 from shared.db.types import Conn
 
 
@@ -17,6 +17,7 @@ async def add_clinician(
     profession: Profession,
     home_sector: Sector,
     region: str,
+    skills: frozenset[Skill] = frozenset(),
 ) -> tuple[Clinician, str]:
     """Register a clinician; return them and their sign-in token (shown once)."""
     clinician = Clinician(
@@ -25,6 +26,7 @@ async def add_clinician(
         profession=profession,
         home_sector=home_sector,
         region=region,
+        skills=skills,
     )
     token = new_token()
     await repository.insert_clinician(conn, clinician, hash_token(token))

@@ -9,16 +9,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from shared.catalogue import Profession, Sector
+from shared.catalogue import Profession, Sector, Skill
 
 
 class OfferStatus(StrEnum):
-    """Where an offer to a clinician stands: offered, then accepted, then booked or refused."""
+    """Where an offer stands: offered → accepted → booked, or refused by matching,
+    withdrawn (the session changed or went before an answer), or cancelled (by the
+    organisation after it was booked)."""
 
     OFFERED = "offered"
     ACCEPTED = "accepted"
     BOOKED = "booked"
     REFUSED = "refused"
+    WITHDRAWN = "withdrawn"
+    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +34,7 @@ class Clinician:
     profession: Profession
     home_sector: Sector
     region: str
+    skills: frozenset[Skill] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

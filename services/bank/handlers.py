@@ -7,7 +7,14 @@ from typing import Any
 from services.bank import repository
 from services.bank.domain import OfferStatus
 from shared.db.types import Conn
-from shared.events import Envelope, OfferRefused, SessionFilled, SessionOffered
+from shared.events import (
+    Envelope,
+    OfferRefused,
+    SessionAmended,
+    SessionCancelled,
+    SessionFilled,
+    SessionOffered,
+)
 from shared.messaging.consumer import Handler
 
 
@@ -24,7 +31,7 @@ async def on_session_offered(conn: Conn, envelope: Envelope[Any]) -> None:
             "clinician_id": data.clinician_id,
             "organisation": data.organisation,
             "sector": data.sector.value,
-            "profession": data.profession.value,
+            "role": data.role.value,
             "starts_at": data.starts_at,
             "ends_at": data.ends_at,
             "expires_at": data.expires_at,
@@ -45,10 +52,36 @@ async def on_offer_refused(conn: Conn, envelope: Envelope[Any]) -> None:
     await repository.set_offer_status(conn, data.offer_id, OfferStatus.REFUSED, refusal=data.reason)
 
 
+async def on_session_amended(conn: Conn, envelope: Envelope[Any]) -> None:
+    """A booking the organisation's change released is no longer the clinician's."""
+    data: SessionAmended = envelope.data
+    if data.released_clinician_id is not None:
+        await repository.close_session_offers(
+            conn,
+            data.session_id,
+            booked_to=OfferStatus.CANCELLED,
+            note="The organisation changed the session's time or role; you are not booked.",
+        )
+
+
+async def on_session_cancelled(conn: Conn, envelope: Envelope[Any]) -> None:
+    """Tell whoever was booked or offered that the session is gone, and why."""
+    data: SessionCancelled = envelope.data
+    reason = f": {data.reason}" if data.reason else "."
+    await repository.close_session_offers(
+        conn,
+        data.session_id,
+        booked_to=OfferStatus.CANCELLED,
+        note=f"The organisation cancelled the session{reason}",
+    )
+
+
 def handlers() -> dict[str, Handler]:
     """Event type → handler, for the service's consumer."""
     return {
         "session.offered": on_session_offered,
         "session.filled": on_session_filled,
         "offer.refused": on_offer_refused,
+        "session.amended": on_session_amended,
+        "session.cancelled": on_session_cancelled,
     }

@@ -93,7 +93,7 @@ def _offer_json(row: Any) -> dict[str, Any]:
         "session_id": str(row["session_id"]),
         "organisation": row["organisation"],
         "sector": row["sector"],
-        "profession": row["profession"],
+        "role": row["role"],
         "starts_at": row["starts_at"],
         "ends_at": row["ends_at"],
         "expires_at": row["expires_at"],

@@ -8,7 +8,7 @@ from datetime import datetime
 import asyncpg
 
 from services.bank.domain import Clinician, Offer, OfferStatus
-from shared.catalogue import Profession, Sector
+from shared.catalogue import Profession, Sector, Skill
 from shared.db.types import Conn
 
 
@@ -19,20 +19,23 @@ def _clinician(row: asyncpg.Record) -> Clinician:
         profession=Profession(row["profession"]),
         home_sector=Sector(row["home_sector"]),
         region=row["region"],
+        skills=frozenset(Skill(k) for k in row["skills"]),
     )
 
 
 async def insert_clinician(conn: Conn, clinician: Clinician, token_hash: str) -> None:
     """Register a clinician with the hash of their sign-in token."""
     await conn.execute(
-        "INSERT INTO clinicians (id, display_name, profession, home_sector, region, token_hash)"
-        " VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO clinicians"
+        " (id, display_name, profession, home_sector, region, token_hash, skills)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
         clinician.id,
         clinician.display_name,
         clinician.profession.value,
         clinician.home_sector.value,
         clinician.region,
         token_hash,
+        sorted(k.value for k in clinician.skills),
     )
 
 
@@ -78,7 +81,7 @@ async def availability_of(conn: asyncpg.Pool, clinician_id: uuid.UUID) -> list[a
 async def insert_offer(conn: Conn, values: dict[str, object]) -> None:
     """Store an offer made by matching; a redelivered one is ignored."""
     await conn.execute(
-        "INSERT INTO offers (id, session_id, clinician_id, organisation, sector, profession,"
+        "INSERT INTO offers (id, session_id, clinician_id, organisation, sector, role,"
         " starts_at, ends_at, expires_at, reasons)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
         values["id"],
@@ -86,7 +89,7 @@ async def insert_offer(conn: Conn, values: dict[str, object]) -> None:
         values["clinician_id"],
         values["organisation"],
         values["sector"],
-        values["profession"],
+        values["role"],
         values["starts_at"],
         values["ends_at"],
         values["expires_at"],
@@ -142,3 +145,18 @@ async def offers_of(
         statuses,
     )
     return rows
+
+
+async def close_session_offers(
+    conn: Conn, session_id: uuid.UUID, *, booked_to: OfferStatus, note: str
+) -> None:
+    """The organisation changed or cancelled a session: withdraw open offers, and move
+    any booking to ``booked_to``, each with ``note`` to show the clinician."""
+    await conn.execute(
+        "UPDATE offers SET status = CASE WHEN status IN ('accepted', 'booked') THEN $2"
+        " ELSE 'withdrawn' END, refusal = $3"
+        " WHERE session_id = $1 AND status IN ('offered', 'accepted', 'booked')",
+        session_id,
+        booked_to.value,
+        note,
+    )

@@ -46,6 +46,7 @@ async def offer_availability(
             clinician_id=clinician.id,
             profession=clinician.profession,
             home_sector=clinician.home_sector,
+            skills=sorted(clinician.skills),
             starts_at=starts_at,
             ends_at=ends_at,
         ),

@@ -1,8 +1,9 @@
 """The matching core: who may be offered which session, and in what order. No I/O.
 
-The foundation's rule set is deliberately simple and correct: same profession,
-available for the whole session, not already committed at that time, never the
-same clinician twice for one session; home-sector clinicians are preferred.
+The foundation's rule set is deliberately simple and correct: a profession that may
+fill the role, every skill asked for, available for the whole session, not already
+committed at that time, never the same clinician twice for one session; home-sector
+clinicians are preferred.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shared.catalogue import Profession, Sector
+from shared.catalogue import Profession, Role, Sector, Skill, may_fill
 
 OFFER_TTL = timedelta(hours=2)
 
@@ -24,9 +25,10 @@ class OpenSession:
     id: uuid.UUID
     organisation: str
     sector: Sector
-    profession: Profession
+    role: Role
     starts_at: datetime
     ends_at: datetime
+    skills: frozenset[Skill] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,7 @@ class Window:
     home_sector: Sector
     starts_at: datetime
     ends_at: datetime
+    skills: frozenset[Skill] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +74,8 @@ def offer_expiry(now: datetime, starts_at: datetime) -> datetime:
 
 def _reasons(session: OpenSession, window: Window) -> tuple[str, ...]:
     reasons = [
-        f"You are a {window.profession.value.replace('_', ' ')}, which the session needs.",
+        f"As a {window.profession.value.replace('_', ' ')} you may fill a"
+        f" {session.role.value.replace('_', ' ')} session.",
         "You are free for the whole session.",
     ]
     if window.home_sector is session.sector:
@@ -90,6 +94,9 @@ def plan_offers(
 ) -> list[Proposal]:
     """Propose at most one offer per session, never two overlapping ones per clinician.
 
+    Eligible: the profession may fill the role, the clinician holds every skill asked
+    for, is free for the whole session, and is not already committed then.
+
     Sessions are taken soonest first; for each, an eligible home-sector clinician is
     preferred over one from another sector, then the lowest id (to be deterministic).
     """
@@ -102,7 +109,8 @@ def plan_offers(
         candidates = [
             w
             for w in window_list
-            if w.profession is session.profession
+            if may_fill(w.profession, session.role)
+            and session.skills <= w.skills
             and w.starts_at <= session.starts_at
             and w.ends_at >= session.ends_at
             and (session.id, w.clinician_id) not in already_tried

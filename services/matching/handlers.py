@@ -11,7 +11,13 @@ import structlog
 from services.matching import planning, repository
 from services.matching.domain import Window
 from shared.db.types import Conn
-from shared.events import AvailabilityOffered, Envelope, SessionPosted
+from shared.events import (
+    AvailabilityOffered,
+    BookingCancelled,
+    Envelope,
+    SessionAmended,
+    SessionPosted,
+)
 from shared.messaging.consumer import Handler
 from shared.messaging.emitter import Emitter
 from shared.runtime import Runtime
@@ -35,6 +41,7 @@ def handlers(emitter: Emitter) -> dict[str, Handler]:
             home_sector=data.home_sector,
             starts_at=data.starts_at,
             ends_at=data.ends_at,
+            skills=frozenset(data.skills),
         )
         await repository.insert_window(
             conn, region=envelope.region, availability_id=data.availability_id, window=window
@@ -44,10 +51,33 @@ def handlers(emitter: Emitter) -> dict[str, Handler]:
     async def on_offer_accepted(conn: Conn, envelope: Envelope[Any]) -> None:
         await planning.confirm(conn, envelope=envelope, emitter=emitter)
 
+    async def on_session_amended(conn: Conn, envelope: Envelope[Any]) -> None:
+        """A changed time, role or skills voids bookings and offers: plan it afresh."""
+        data: SessionAmended = envelope.data
+        if await repository.update_session(conn, envelope.region, data):
+            await repository.release(conn, data.session_id, status="open")
+            await planning.replan(conn, region=envelope.region, emitter=emitter, cause=envelope)
+
+    async def on_session_closed(conn: Conn, envelope: Envelope[Any]) -> None:
+        """Cancelled or started unfilled: nothing more to offer, and its clinician is free."""
+        status = "cancelled" if envelope.type == "session.cancelled" else "unfilled"
+        await repository.release(conn, envelope.data.session_id, status=status)
+        await planning.replan(conn, region=envelope.region, emitter=emitter, cause=envelope)
+
+    async def on_booking_cancelled(conn: Conn, envelope: Envelope[Any]) -> None:
+        """The clinician gave it up: offer the session to someone else."""
+        data: BookingCancelled = envelope.data
+        if await repository.cancel_booking(conn, data.offer_id, data.clinician_id):
+            await planning.replan(conn, region=envelope.region, emitter=emitter, cause=envelope)
+
     return {
         "session.posted": on_session_posted,
+        "session.amended": on_session_amended,
+        "session.cancelled": on_session_closed,
+        "session.unfilled": on_session_closed,
         "availability.offered": on_availability_offered,
         "offer.accepted": on_offer_accepted,
+        "booking.cancelled": on_booking_cancelled,
     }
 
 

@@ -51,7 +51,7 @@ async def replan(
                 clinician_id=proposal.clinician_id,
                 organisation=session.organisation,
                 sector=session.sector,
-                profession=session.profession,
+                role=session.role,
                 starts_at=session.starts_at,
                 ends_at=session.ends_at,
                 expires_at=expires_at,

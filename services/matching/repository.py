@@ -9,9 +9,9 @@ from datetime import datetime
 import asyncpg
 
 from services.matching.domain import Commitment, OpenSession, Proposal, Window
-from shared.catalogue import Profession, Sector
+from shared.catalogue import Profession, Role, Sector, Skill
 from shared.db.types import Conn
-from shared.events import SessionPosted
+from shared.events import SessionAmended, SessionPosted
 
 
 async def lock_region(conn: Conn, region: str) -> None:
@@ -19,16 +19,18 @@ async def lock_region(conn: Conn, region: str) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock($1)", zlib.crc32(f"plan:{region}".encode()))
 
 
-async def insert_session(conn: Conn, region: str, data: SessionPosted) -> None:
+async def insert_session(conn: Conn, region: str, data: SessionPosted | SessionAmended) -> None:
     """Remember a posted session as open."""
     await conn.execute(
-        "INSERT INTO sessions (id, region, organisation, sector, profession, starts_at, ends_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO sessions"
+        " (id, region, organisation, sector, role, skills, starts_at, ends_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
         data.session_id,
         region,
         data.organisation,
         data.sector.value,
-        data.profession.value,
+        data.role.value,
+        [k.value for k in data.skills],
         data.starts_at,
         data.ends_at,
     )
@@ -40,8 +42,8 @@ async def insert_window(
     """Remember a clinician's offered window."""
     await conn.execute(
         "INSERT INTO availability"
-        " (id, clinician_id, region, profession, home_sector, starts_at, ends_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+        " (id, clinician_id, region, profession, home_sector, starts_at, ends_at, skills)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
         availability_id,
         window.clinician_id,
         region,
@@ -49,6 +51,7 @@ async def insert_window(
         window.home_sector.value,
         window.starts_at,
         window.ends_at,
+        [k.value for k in window.skills],
     )
 
 
@@ -67,9 +70,10 @@ async def sessions_needing_offer(conn: Conn, region: str, now: datetime) -> list
             id=r["id"],
             organisation=r["organisation"],
             sector=Sector(r["sector"]),
-            profession=Profession(r["profession"]),
+            role=Role(r["role"]),
             starts_at=r["starts_at"],
             ends_at=r["ends_at"],
+            skills=frozenset(Skill(k) for k in r["skills"]),
         )
         for r in rows
     ]
@@ -87,6 +91,7 @@ async def windows(conn: Conn, region: str, now: datetime) -> list[Window]:
             home_sector=Sector(r["home_sector"]),
             starts_at=r["starts_at"],
             ends_at=r["ends_at"],
+            skills=frozenset(Skill(k) for k in r["skills"]),
         )
         for r in rows
     ]
@@ -174,3 +179,54 @@ async def regions_with_open_sessions(conn: asyncpg.Pool, now: datetime) -> list[
         "SELECT DISTINCT region FROM sessions WHERE status = 'open' AND starts_at > $1", now
     )
     return [r["region"] for r in rows]
+
+
+async def update_session(conn: Conn, region: str, data: SessionPosted | SessionAmended) -> bool:
+    """Bring a session up to date; True if its time, role or skills changed."""
+    row = await conn.fetchrow(
+        "SELECT starts_at, ends_at, role, skills, organisation FROM sessions WHERE id = $1"
+        " FOR UPDATE",
+        data.session_id,
+    )
+    if row is None:
+        await insert_session(conn, region, data)
+        return True
+    new = (data.starts_at, data.ends_at, data.role.value, sorted(k.value for k in data.skills))
+    old = (row["starts_at"], row["ends_at"], row["role"], sorted(row["skills"]))
+    await conn.execute(
+        "UPDATE sessions SET starts_at = $2, ends_at = $3, role = $4, skills = $5,"
+        " organisation = $6, sector = $7 WHERE id = $1",
+        data.session_id,
+        data.starts_at,
+        data.ends_at,
+        data.role.value,
+        [k.value for k in data.skills],
+        data.organisation,
+        data.sector.value,
+    )
+    return new != old or row["organisation"] != data.organisation
+
+
+async def release(conn: Conn, session_id: uuid.UUID, *, status: str) -> None:
+    """Drop the session's booking and live offers; leave it ``status``."""
+    await conn.execute("DELETE FROM bookings WHERE session_id = $1", session_id)
+    await conn.execute(
+        "UPDATE offers SET status = 'withdrawn' WHERE session_id = $1"
+        " AND status IN ('offered', 'accepted')",
+        session_id,
+    )
+    await conn.execute("UPDATE sessions SET status = $2 WHERE id = $1", session_id, status)
+
+
+async def cancel_booking(conn: Conn, offer_id: uuid.UUID, clinician_id: uuid.UUID) -> bool:
+    """The clinician gave the booking up; True if there was one to give up."""
+    deleted = await conn.fetchval(
+        "DELETE FROM bookings WHERE offer_id = $1 AND clinician_id = $2 RETURNING session_id",
+        offer_id,
+        clinician_id,
+    )
+    if deleted is None:
+        return False
+    await conn.execute("UPDATE offers SET status = 'cancelled' WHERE id = $1", offer_id)
+    await conn.execute("UPDATE sessions SET status = 'open' WHERE id = $1", deleted)
+    return True

@@ -1,20 +1,32 @@
-"""HTTP adapter: the signed web hook. Thin: verify, then hand to the intake use case."""
+"""HTTP adapter: the signed web hook and the organisations' read API.
+
+Thin: limit, authenticate, then hand to a use case or a repository query.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import hashlib
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AwareDatetime, BaseModel, Field
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from services.vacancies import intake, repository
+from services.vacancies.domain import Organisation, SessionStatus
+from services.vacancies.ratelimit import RateLimiter, retry_after_header
 from shared.catalogue import ODS_PATTERN
-from shared.http.problems import PROBLEM_JSON, Problem
+from shared.http.problems import PROBLEM_JSON, Problem, problem_response
 from shared.runtime import Runtime
 
 router = APIRouter()
+OdsPath = Annotated[str, Path(pattern=ODS_PATTERN, description="Your ODS code.")]
+_PROBLEM = {"content": {PROBLEM_JSON: {"schema": {"type": "object"}}}}
 
 
 def _runtime(request: Request) -> Runtime:
@@ -22,36 +34,86 @@ def _runtime(request: Request) -> Runtime:
     return runtime
 
 
+def _limits(request: Request) -> tuple[RateLimiter, int]:
+    limiter: RateLimiter = request.app.state.rate_limiter
+    max_body: int = request.app.state.max_body_bytes
+    return limiter, max_body
+
+
+def _limited(limiter: RateLimiter, ods_code: str) -> JSONResponse | None:
+    wait = limiter.take(ods_code)
+    if not wait:
+        return None
+    response = problem_response(429, f"Too many requests for {ods_code}; slow down and retry.")
+    response.headers["Retry-After"] = retry_after_header(wait)
+    return response
+
+
+async def _body(request: Request, max_body: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_body:
+        raise Problem(413, f"The body is over the limit of {max_body} bytes.")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_body:
+            raise Problem(413, f"The body is over the limit of {max_body} bytes.")
+    return body
+
+
+def _verify(raw: bytes, headers: dict[str, str], secrets: list[str]) -> None:
+    """Accept a signature by any secret valid now (old and new during a rotation)."""
+    failure = "no signature"
+    for secret in secrets:
+        try:
+            Webhook(secret).verify(raw, headers, json_parse=False)
+        except WebhookVerificationError as exc:
+            failure = str(exc)
+        else:
+            return
+    raise Problem(401, f"Signature could not be verified: {failure}.")
+
+
 @router.post(
     "/webhooks/{ods_code}",
-    summary="Post a vacant session (Standard Webhooks signed)",
+    summary="Post, amend or cancel sessions (Standard Webhooks signed)",
     status_code=202,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Delivery"}}},
+        }
+    },
     responses={
-        200: {"description": "That external_id was already posted: the same session."},
-        401: {"description": "Unknown organisation, missing, wrong or stale signature."},
-        403: {"description": "The organisation is deactivated."},
-        422: {"description": "Invalid fields, as RFC 9457 problem+json naming each."},
+        200: {"description": "Amended, unchanged or cancelled; or a batch's per-session results."},
+        202: {"description": "A new session was stored and published."},
+        401: {
+            "description": "Unknown organisation, or missing, wrong or stale signature.",
+            **_PROBLEM,
+        },
+        403: {"description": "The organisation is deactivated.", **_PROBLEM},
+        404: {"description": "No such session of yours (amend or cancel).", **_PROBLEM},
+        409: {"description": "The session is cancelled or already started.", **_PROBLEM},
+        413: {"description": "The body is too large.", **_PROBLEM},
+        422: {"description": "Invalid fields, each named with the rule broken.", **_PROBLEM},
+        429: {"description": "Too many requests; see Retry-After.", **_PROBLEM},
     },
 )
-async def post_webhook(
-    request: Request,
-    ods_code: Annotated[str, Path(pattern=ODS_PATTERN, description="Your ODS code.")],
-    _doc_body: Annotated[
-        intake.SessionPostedHook | None, Body(include_in_schema=True, description="Delivery.")
-    ] = None,
-) -> JSONResponse:
-    """Verify the delivery's signature, then store and publish the session once."""
+async def post_webhook(request: Request, ods_code: OdsPath) -> JSONResponse:
+    """Verify the delivery, then apply it once, whatever retries follow."""
     runtime = _runtime(request)
-    raw = await request.body()
-    found = await repository.organisation_with_secret(runtime.pool, ods_code)
+    limiter, max_body = _limits(request)
+    if (refusal := _limited(limiter, ods_code)) is not None:
+        return refusal
+    raw = await _body(request, max_body)
+    found = await repository.organisation_with_secrets(
+        runtime.pool, ods_code, now=datetime.now(UTC)
+    )
     if found is None:
         # Unknown and wrongly signed look the same: nothing to learn by probing.
         raise Problem(401, "Signature could not be verified.")
-    organisation, secret = found
-    try:
-        Webhook(secret).verify(raw, dict(request.headers))
-    except WebhookVerificationError as exc:
-        raise Problem(401, f"Signature could not be verified: {exc}.") from exc
+    organisation, secrets = found
+    _verify(raw, dict(request.headers), secrets)
     if not organisation.active:
         raise Problem(403, "This organisation is deactivated and may not post sessions.")
     webhook_id = request.headers["webhook-id"]
@@ -60,9 +122,11 @@ async def post_webhook(
         if prior is not None:
             status, body = prior
         else:
-            status, body = await intake.receive(
-                conn, organisation=organisation, body=raw, emitter=runtime.emitter
-            )
+            # A savepoint: a refused single post stores nothing but its receipt.
+            async with conn.transaction():
+                status, body = await intake.receive(
+                    conn, organisation=organisation, body=raw, emitter=runtime.emitter
+                )
             await repository.save_receipt(
                 conn,
                 organisation=ods_code,
@@ -72,3 +136,129 @@ async def post_webhook(
             )
     media = PROBLEM_JSON if status >= 400 else "application/json"
     return JSONResponse(body, status_code=status, media_type=media)
+
+
+_bearer = HTTPBearer(auto_error=False, description="Your organisation's API key (fsk_...).")
+
+
+def hash_api_key(key: str) -> str:
+    """Stored form of an API key (256-bit random, so a plain SHA-256 suffices)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def _reader(
+    request: Request,
+    ods_code: OdsPath,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Organisation:
+    if credentials is None:
+        raise Problem(401, "Send your API key as 'Authorization: Bearer fsk_...'.")
+    limiter, _ = _limits(request)
+    organisation = await repository.organisation_by_api_key(
+        _runtime(request).pool, hash_api_key(credentials.credentials)
+    )
+    if organisation is None:
+        raise Problem(401, "That API key is not valid.")
+    if organisation.ods_code != ods_code:
+        raise Problem(404, "No such organisation for this key.")
+    wait = limiter.take(ods_code)
+    if wait:
+        raise Problem(
+            429, f"Too many requests for {ods_code}; retry in {retry_after_header(wait)} s."
+        )
+    return organisation
+
+
+Reader = Annotated[Organisation, Depends(_reader)]
+
+
+class SessionOut(BaseModel):
+    """A session as its organisation sees it."""
+
+    session_id: uuid.UUID = Field(description="Fairshare's id.")
+    external_id: str = Field(description="Your id.")
+    site: str = Field(description="ODS code where it is worked.")
+    role: str = Field(description="Role needed.")
+    skills: list[str] = Field(description="Skills needed.")
+    starts_at: datetime = Field(description="Start.")
+    ends_at: datetime = Field(description="End.")
+    status: SessionStatus = Field(description="open, offered, filled, unfilled or cancelled.")
+    clinician_id: uuid.UUID | None = Field(description="Pseudonymous id of the booked clinician.")
+    rate_pence_per_hour: int | None = Field(description="Offered pay, pence per hour.")
+    urgency: str = Field(description="routine or urgent.")
+    notes: str | None = Field(description="Your notes.")
+    cancel_reason: str | None = Field(description="Why it was cancelled.")
+    cancelled_late: bool | None = Field(description="Cancelled within 48 h of the start.")
+    updated_at: datetime = Field(description="Last change.")
+
+
+def _session_out(row: Any) -> SessionOut:
+    return SessionOut(
+        session_id=row["id"],
+        external_id=row["external_id"],
+        site=row["site"],
+        role=row["role"],
+        skills=list(row["skills"]),
+        starts_at=row["starts_at"],
+        ends_at=row["ends_at"],
+        status=SessionStatus(row["status"]),
+        clinician_id=row["clinician_id"],
+        rate_pence_per_hour=row["rate_pence_per_hour"],
+        urgency=row["urgency"],
+        notes=row["notes"],
+        cancel_reason=row["cancel_reason"],
+        cancelled_late=row["cancelled_late"],
+        updated_at=row["updated_at"],
+    )
+
+
+_READ_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid API key.", **_PROBLEM},
+    404: {"description": "Not yours, or no such session.", **_PROBLEM},
+    422: {"description": "Invalid filter.", **_PROBLEM},
+    429: {"description": "Too many requests.", **_PROBLEM},
+}
+
+
+@router.get(
+    "/organisations/{ods_code}/sessions",
+    summary="Your sessions, to reconcile your rota",
+    responses=_READ_ERRORS,
+)
+async def list_sessions(
+    request: Request,
+    me: Reader,
+    status: Annotated[SessionStatus | None, Query(description="Only this status.")] = None,
+    starts_from: Annotated[
+        AwareDatetime | None, Query(alias="from", description="Starting at or after.")
+    ] = None,
+    starts_before: Annotated[
+        AwareDatetime | None, Query(alias="to", description="Starting before.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 500,
+) -> list[SessionOut]:
+    """Sessions you posted, by start time."""
+    rows = await repository.list_sessions(
+        _runtime(request).pool,
+        organisation=me.ods_code,
+        status=status.value if status else None,
+        starts_from=starts_from,
+        starts_before=starts_before,
+        limit=limit,
+    )
+    return [_session_out(r) for r in rows]
+
+
+@router.get(
+    "/organisations/{ods_code}/sessions/{session_id}",
+    summary="One of your sessions",
+    responses=_READ_ERRORS,
+)
+async def get_session(request: Request, me: Reader, session_id: uuid.UUID) -> SessionOut:
+    """One session you posted; another organisation's is 404, exactly like a missing one."""
+    row = await _runtime(request).pool.fetchrow(
+        "SELECT * FROM sessions WHERE id = $1 AND organisation = $2", session_id, me.ods_code
+    )
+    if row is None:
+        raise Problem(404, "No such session of yours.")
+    return _session_out(row)

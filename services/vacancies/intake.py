@@ -1,19 +1,45 @@
-"""The web hook intake use case: a verified delivery becomes a stored, published session."""
+"""The web hook intake use case: verified deliveries become stored, published changes.
+
+Every kind of delivery is handled one session at a time by the same functions, so a
+500-session batch obeys exactly the rules a single post does, and reports per session.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
 
 from services.vacancies import repository
-from services.vacancies.domain import NewSession, Organisation, check_session, new_session_id
-from shared.catalogue import Profession
+from services.vacancies.domain import (
+    NewSession,
+    Organisation,
+    Outcome,
+    RuleBroken,
+    SessionStatus,
+    StoredSession,
+    amend,
+    cancel,
+    check_session,
+    check_site,
+    new_session_id,
+)
+from shared.catalogue import OdsCode, Role, Skill, Urgency
 from shared.db.types import Conn
-from shared.events import SessionPosted
+from shared.events import SessionAmended, SessionCancelled, SessionPosted
 from shared.http.problems import field_errors
 from shared.messaging.emitter import Emitter
+
+MAX_BATCH = 500
 
 
 class SessionIn(BaseModel):
@@ -21,33 +47,291 @@ class SessionIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    external_id: str = Field(min_length=1, max_length=200, description="The sender's own id.")
-    profession: Profession = Field(description="Profession the session needs.")
+    external_id: str = Field(
+        min_length=1, max_length=200, description="Your own id; posting it again amends."
+    )
+    site: OdsCode | None = Field(
+        default=None,
+        description="ODS code where it is worked: yours (the default), or, for a PCN, a member"
+        " practice's.",
+    )
+    role: Role = Field(description="Role the session needs, from the role catalogue.")
+    skills: list[Skill] = Field(default_factory=list, max_length=10, description="Skills needed.")
     starts_at: AwareDatetime = Field(description="Start, ISO 8601 with UTC offset.")
-    ends_at: AwareDatetime = Field(description="End, ISO 8601 with UTC offset.")
+    ends_at: AwareDatetime = Field(description="End, ISO 8601 with UTC offset; at most 13 h on.")
+    rate_pence_per_hour: int | None = Field(
+        default=None, ge=0, le=100_000, description="Offered pay, pence per hour."
+    )
+    urgency: Urgency = Field(default=Urgency.ROUTINE, description="How soon it must be filled.")
+    notes: str | None = Field(
+        default=None, max_length=2000, description="Free text for the clinician."
+    )
+
+    def to_domain(self) -> NewSession:
+        """The session as the domain sees it."""
+        return NewSession(
+            external_id=self.external_id,
+            role=self.role,
+            starts_at=self.starts_at,
+            ends_at=self.ends_at,
+            site=self.site,
+            skills=frozenset(self.skills),
+            rate_pence_per_hour=self.rate_pence_per_hour,
+            urgency=self.urgency,
+            notes=self.notes,
+        )
 
 
-class SessionPostedHook(BaseModel):
-    """Body of a ``session.posted`` web hook delivery."""
+class CancelIn(BaseModel):
+    """Which session to cancel, and why."""
 
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["session.posted"] = Field(description="Delivery type.")
-    timestamp: AwareDatetime = Field(description="When the sender produced the delivery.")
+    external_id: str = Field(min_length=1, max_length=200, description="Your id of the session.")
+    reason: str | None = Field(
+        default=None, max_length=500, description="Why; required if a clinician is booked."
+    )
+
+
+class BatchIn(BaseModel):
+    """Up to 500 sessions at once (a month of a rota)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sessions: list[SessionIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class _Hook(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    timestamp: AwareDatetime = Field(description="When your system produced the delivery.")
+
+
+class SessionPostedHook(_Hook):
+    """Post a session (or amend it, if its external_id was posted before)."""
+
+    type: Literal["session.posted"]
     data: SessionIn
 
 
-Outcome = tuple[int, dict[str, Any]]
+class SessionAmendedHook(_Hook):
+    """Amend a session posted before."""
+
+    type: Literal["session.amended"]
+    data: SessionIn
 
 
-def _problem(status: int, detail: str, errors: list[dict[str, str]]) -> Outcome:
+class SessionCancelledHook(_Hook):
+    """Cancel a session posted before."""
+
+    type: Literal["session.cancelled"]
+    data: CancelIn
+
+
+class SessionsPostedHook(_Hook):
+    """Post (or amend) up to 500 sessions; each is answered on its own."""
+
+    type: Literal["sessions.posted"]
+    data: BatchIn
+
+
+class _LooseBatch(BaseModel):
+    sessions: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class _SessionsPostedLoose(_Hook):
+    # Items are validated one by one, so one bad session doesn't sink the other 499.
+    type: Literal["sessions.posted"]
+    data: _LooseBatch
+
+
+Delivery = Annotated[
+    SessionPostedHook | SessionAmendedHook | SessionCancelledHook | SessionsPostedHook,
+    Field(discriminator="type"),
+]
+_LOOSE: TypeAdapter[Any] = TypeAdapter(
+    Annotated[
+        SessionPostedHook | SessionAmendedHook | SessionCancelledHook | _SessionsPostedLoose,
+        Field(discriminator="type"),
+    ]
+)
+
+
+class ItemResult(BaseModel):
+    """What happened to one session of a delivery."""
+
+    external_id: str | None = Field(description="Your id of the session, if it could be read.")
+    outcome: Outcome = Field(description="created, amended, unchanged, cancelled or rejected.")
+    session_id: str | None = Field(default=None, description="Fairshare's id of the session.")
+    status: SessionStatus | None = Field(default=None, description="The session's status now.")
+    errors: list[dict[str, str]] = Field(
+        default_factory=list, description="Each field refused and the rule it broke."
+    )
+    http_status: int = Field(default=200, exclude=True)
+
+
+@dataclass
+class Intake:
+    """One delivery's context: the connection (in its transaction), poster and clock."""
+
+    conn: Conn
+    poster: Organisation
+    emitter: Emitter
+    now: datetime
+
+    async def _site(self, code: str) -> Organisation | None:
+        if code == self.poster.ods_code:
+            return self.poster
+        return await repository.organisation(self.conn, code)
+
+    async def post(self, incoming: NewSession, *, prefix: str, must_exist: bool) -> ItemResult:
+        """Create, amend or leave alone one session."""
+        site_code = incoming.site or self.poster.ods_code
+        incoming = replace(incoming, site=site_code)
+        site = await self._site(site_code)
+        broken = check_session(incoming, now=self.now, prefix=prefix)
+        site_problem = check_site(self.poster, site, site_code)
+        if site_problem:
+            broken.append(replace(site_problem, field=site_problem.field.replace("data", prefix)))
+        if broken:
+            return _rejected(incoming.external_id, broken, 422)
+        assert site is not None
+        existing = await repository.session_by_external_id(
+            self.conn, organisation=self.poster.ods_code, external_id=incoming.external_id
+        )
+        if existing is None:
+            if must_exist:
+                missing = RuleBroken(f"{prefix}.external_id", "no session with this id to amend")
+                return _rejected(incoming.external_id, [missing], 404)
+            session = StoredSession(
+                new_session_id(), self.poster.ods_code, incoming, SessionStatus.OPEN, None
+            )
+            await repository.insert_session(self.conn, session)
+            await self.emitter.emit(
+                self.conn, SessionPosted(**self._state(session, site)), region=self.poster.region
+            )
+            return _result(session, Outcome.CREATED, 202)
+        change = amend(existing, incoming)
+        if change.outcome is Outcome.REJECTED:
+            assert change.refusal is not None
+            return _rejected(incoming.external_id, [change.refusal], 409)
+        if change.outcome is Outcome.AMENDED:
+            await repository.save_session(self.conn, change.session)
+            await self.emitter.emit(
+                self.conn,
+                SessionAmended(
+                    **self._state(change.session, site),
+                    released_clinician_id=change.released_clinician,
+                ),
+                region=self.poster.region,
+            )
+        return _result(change.session, change.outcome, 200)
+
+    async def cancel(self, request: CancelIn) -> ItemResult:
+        """Cancel one session."""
+        existing = await repository.session_by_external_id(
+            self.conn, organisation=self.poster.ods_code, external_id=request.external_id
+        )
+        if existing is None:
+            missing = RuleBroken("data.external_id", "no session with this id")
+            return _rejected(request.external_id, [missing], 404)
+        decision = cancel(existing, request.reason, now=self.now)
+        if decision.outcome is Outcome.REJECTED:
+            assert decision.refusal is not None
+            code = 422 if decision.refusal.field.endswith("reason") else 409
+            return _rejected(request.external_id, [decision.refusal], code)
+        if decision.outcome is Outcome.CANCELLED:
+            await repository.mark_cancelled(
+                self.conn, existing.id, reason=request.reason, late=decision.late
+            )
+            site = await self._site(existing.details.site or self.poster.ods_code)
+            assert site is not None
+            await self.emitter.emit(
+                self.conn,
+                SessionCancelled(
+                    session_id=existing.id,
+                    organisation=site.ods_code,
+                    sector=site.sector,
+                    reason=request.reason,
+                    late=decision.late,
+                    released_clinician_id=decision.released_clinician,
+                    starts_at=existing.details.starts_at,
+                    ends_at=existing.details.ends_at,
+                ),
+                region=self.poster.region,
+            )
+        cancelled = replace(existing, status=SessionStatus.CANCELLED)
+        return _result(cancelled, decision.outcome, 200)
+
+    def _state(self, session: StoredSession, site: Organisation) -> dict[str, Any]:
+        d = session.details
+        return {
+            "session_id": session.id,
+            "organisation": site.ods_code,
+            "posted_by": self.poster.ods_code,
+            "sector": site.sector,
+            "role": d.role,
+            "skills": sorted(d.skills),
+            "rate_pence_per_hour": d.rate_pence_per_hour,
+            "urgency": d.urgency,
+            "starts_at": d.starts_at,
+            "ends_at": d.ends_at,
+            "latitude": site.latitude,
+            "longitude": site.longitude,
+        }
+
+
+def _result(session: StoredSession, outcome: Outcome, code: int) -> ItemResult:
+    return ItemResult(
+        external_id=session.details.external_id,
+        outcome=outcome,
+        session_id=str(session.id),
+        status=session.status,
+        http_status=code,
+    )
+
+
+def _rejected(external_id: str | None, broken: list[RuleBroken], code: int) -> ItemResult:
+    return ItemResult(
+        external_id=external_id,
+        outcome=Outcome.REJECTED,
+        errors=[{"field": b.field, "message": b.message} for b in broken],
+        http_status=code,
+    )
+
+
+Answer = tuple[int, dict[str, Any]]
+
+
+def _problem(status: int, detail: str, errors: list[dict[str, str]]) -> Answer:
+    titles = {404: "Not found", 409: "Conflict", 422: "Unprocessable content"}
     return status, {
         "type": "about:blank",
-        "title": "Unprocessable content",
+        "title": titles.get(status, "Error"),
         "status": status,
         "detail": detail,
         "errors": errors,
     }
+
+
+_TYPES = ("session.posted.", "session.amended.", "session.cancelled.", "sessions.posted.")
+
+
+def _untagged(errors: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Drop the union tag pydantic puts first: ``session.posted.data.role`` is ``data.role``."""
+    out = []
+    for error in errors:
+        field = error["field"]
+        for tag in _TYPES:
+            field = field.removeprefix(tag)
+        out.append({**error, "field": field})
+    return out
+
+
+def _single(result: ItemResult) -> Answer:
+    if result.outcome is Outcome.REJECTED:
+        return _problem(result.http_status, "The session was not accepted.", result.errors)
+    return result.http_status, result.model_dump(mode="json", exclude={"errors"})
 
 
 async def receive(
@@ -57,56 +341,38 @@ async def receive(
     body: bytes,
     emitter: Emitter,
     now: datetime | None = None,
-) -> Outcome:
-    """Validate and store one delivery; return the HTTP status and body to answer with.
+) -> Answer:
+    """Validate and apply one delivery; return the HTTP status and body to answer with.
 
-    Runs inside the caller's transaction, so a refusal stores nothing but its receipt.
+    Runs inside the caller's transaction, so a refused single post stores nothing.
     """
-    now = now or datetime.now(UTC)
     try:
-        hook = SessionPostedHook.model_validate_json(body)
+        hook = _LOOSE.validate_json(body)
     except ValidationError as exc:
-        return _problem(422, "The delivery has invalid fields.", field_errors(exc))
-    session = NewSession(
-        external_id=hook.data.external_id,
-        profession=hook.data.profession,
-        starts_at=hook.data.starts_at,
-        ends_at=hook.data.ends_at,
-    )
-    broken = check_session(session, now=now)
-    if broken:
-        errors = [{"field": b.field, "message": b.message} for b in broken]
-        return _problem(422, "The session breaks the posting rules.", errors)
-    existing = await repository.session_by_external_id(
-        conn, organisation=organisation.ods_code, external_id=session.external_id
-    )
-    if existing is not None:
-        # The same external id again is the same session (amendments are a later feature).
-        return 200, {
-            "session_id": str(existing["id"]),
-            "external_id": session.external_id,
-            "status": existing["status"],
-        }
-    session_id = new_session_id()
-    await repository.insert_session(
-        conn, session_id=session_id, organisation=organisation.ods_code, session=session
-    )
-    await emitter.emit(
-        conn,
-        SessionPosted(
-            session_id=session_id,
-            organisation=organisation.ods_code,
-            sector=organisation.sector,
-            profession=session.profession,
-            starts_at=session.starts_at,
-            ends_at=session.ends_at,
-            latitude=organisation.latitude,
-            longitude=organisation.longitude,
-        ),
-        region=organisation.region,
-    )
-    return 202, {
-        "session_id": str(session_id),
-        "external_id": session.external_id,
-        "status": "open",
-    }
+        return _problem(422, "The delivery has invalid fields.", _untagged(field_errors(exc)))
+    intake = Intake(conn, organisation, emitter, now or datetime.now(UTC))
+    if isinstance(hook, _SessionsPostedLoose):
+        return 200, await _batch(intake, hook.data.sessions)
+    if isinstance(hook, SessionCancelledHook):
+        return _single(await intake.cancel(hook.data))
+    must_exist = isinstance(hook, SessionAmendedHook)
+    return _single(await intake.post(hook.data.to_domain(), prefix="data", must_exist=must_exist))
+
+
+async def _batch(intake: Intake, items: list[dict[str, Any]]) -> dict[str, Any]:
+    results: list[dict[str, Any]] = []
+    for index, raw in enumerate(items):
+        prefix = f"data.sessions.{index}"
+        try:
+            session = SessionIn.model_validate(raw)
+        except ValidationError as exc:
+            errors = [{**e, "field": f"{prefix}.{e['field']}"} for e in field_errors(exc)]
+            external = raw.get("external_id") if isinstance(raw.get("external_id"), str) else None
+            result = ItemResult(external_id=external, outcome=Outcome.REJECTED, errors=errors)
+        else:
+            # A savepoint per session: a refusal inside one never undoes the others.
+            async with intake.conn.transaction():
+                result = await intake.post(session.to_domain(), prefix=prefix, must_exist=False)
+        results.append({"index": index, **result.model_dump(mode="json")})
+    accepted = sum(r["outcome"] != Outcome.REJECTED for r in results)
+    return {"accepted": accepted, "rejected": len(results) - accepted, "results": results}

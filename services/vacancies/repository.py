@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from services.vacancies.domain import NewSession, Organisation, SessionStatus
-from shared.catalogue import Sector
+from services.vacancies.domain import NewSession, Organisation, SessionStatus, StoredSession
+from shared.catalogue import Role, Sector, Skill, Urgency
 from shared.db.types import Conn
+
+Db = Conn | asyncpg.Pool
 
 
 def _organisation(row: asyncpg.Record) -> Organisation:
@@ -21,25 +24,48 @@ def _organisation(row: asyncpg.Record) -> Organisation:
         latitude=row["latitude"],
         longitude=row["longitude"],
         active=row["active"],
+        pcn=row["pcn"],
+        callback_url=row["callback_url"],
     )
 
 
-async def organisation_with_secret(
-    conn: Conn | asyncpg.Pool, ods_code: str
-) -> tuple[Organisation, str] | None:
-    """The organisation and its web hook secret, or None if unknown."""
+async def organisation(conn: Db, ods_code: str) -> Organisation | None:
+    """The organisation, or None if unknown."""
+    row = await conn.fetchrow("SELECT * FROM organisations WHERE ods_code = $1", ods_code)
+    return _organisation(row) if row else None
+
+
+async def organisation_with_secrets(
+    conn: Db, ods_code: str, *, now: datetime
+) -> tuple[Organisation, list[str]] | None:
+    """The organisation and every signing secret valid now (two during a rotation)."""
     row = await conn.fetchrow("SELECT * FROM organisations WHERE ods_code = $1", ods_code)
     if row is None:
         return None
-    return _organisation(row), row["webhook_secret"]
+    secrets = [row["webhook_secret"]]
+    if (
+        row["previous_secret"]
+        and row["previous_secret_until"]
+        and row["previous_secret_until"] > now
+    ):
+        secrets.append(row["previous_secret"])
+    return _organisation(row), secrets
 
 
-async def insert_organisation(conn: Conn, organisation: Organisation, *, secret: str) -> None:
+async def organisation_by_api_key(conn: Db, api_key_hash: str) -> Organisation | None:
+    """The organisation holding this API key, if any."""
+    row = await conn.fetchrow("SELECT * FROM organisations WHERE api_key_hash = $1", api_key_hash)
+    return _organisation(row) if row else None
+
+
+async def insert_organisation(
+    conn: Conn, organisation: Organisation, *, secret: str, api_key_hash: str
+) -> None:
     """Register a new organisation; UniqueViolationError if its ODS code is taken."""
     await conn.execute(
-        "INSERT INTO organisations"
-        " (ods_code, name, sector, region, latitude, longitude, webhook_secret, active)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO organisations (ods_code, name, sector, region, latitude, longitude,"
+        " webhook_secret, active, pcn, callback_url, api_key_hash)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         organisation.ods_code,
         organisation.name,
         organisation.sector.value,
@@ -48,7 +74,41 @@ async def insert_organisation(conn: Conn, organisation: Organisation, *, secret:
         organisation.longitude,
         secret,
         organisation.active,
+        organisation.pcn,
+        organisation.callback_url,
+        api_key_hash,
     )
+
+
+async def update_organisation(conn: Conn, ods_code: str, **columns: Any) -> bool:
+    """Set the given columns (fixed names from admin code); False if no such organisation."""
+    allowed = {
+        "active",
+        "callback_url",
+        "webhook_secret",
+        "previous_secret",
+        "previous_secret_until",
+        "api_key_hash",
+    }
+    if not columns or set(columns) - allowed:
+        msg = f"cannot update {sorted(set(columns) - allowed)}"
+        raise ValueError(msg)
+    names = list(columns)
+    sets = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(names))
+    result: str = await conn.execute(
+        f"UPDATE organisations SET {sets} WHERE ods_code = $1",
+        ods_code,
+        *(columns[n] for n in names),
+    )
+    return result.endswith(" 1")
+
+
+async def current_secret(conn: Conn, ods_code: str) -> str | None:
+    """The secret callbacks are signed with now."""
+    value: str | None = await conn.fetchval(
+        "SELECT webhook_secret FROM organisations WHERE ods_code = $1", ods_code
+    )
+    return value
 
 
 async def claim_receipt(
@@ -78,12 +138,7 @@ async def claim_receipt(
 
 
 async def save_receipt(
-    conn: Conn,
-    *,
-    organisation: str,
-    webhook_id: str,
-    status_code: int,
-    response: dict[str, Any],
+    conn: Conn, *, organisation: str, webhook_id: str, status_code: int, response: dict[str, Any]
 ) -> None:
     """Store the answer given to ``webhook_id``."""
     await conn.execute(
@@ -96,61 +151,132 @@ async def save_receipt(
     )
 
 
+def stored_session(row: asyncpg.Record) -> StoredSession:
+    """A sessions row as the domain sees it."""
+    return StoredSession(
+        id=row["id"],
+        organisation=row["organisation"],
+        details=NewSession(
+            external_id=row["external_id"],
+            role=Role(row["role"]),
+            starts_at=row["starts_at"],
+            ends_at=row["ends_at"],
+            site=row["site"],
+            skills=frozenset(Skill(k) for k in row["skills"]),
+            rate_pence_per_hour=row["rate_pence_per_hour"],
+            urgency=Urgency(row["urgency"]),
+            notes=row["notes"],
+        ),
+        status=SessionStatus(row["status"]),
+        clinician_id=row["clinician_id"],
+    )
+
+
 async def session_by_external_id(
     conn: Conn, *, organisation: str, external_id: str
-) -> asyncpg.Record | None:
-    """The organisation's session with that external id, if any."""
-    row: asyncpg.Record | None = await conn.fetchrow(
-        "SELECT * FROM sessions WHERE organisation = $1 AND external_id = $2",
+) -> StoredSession | None:
+    """The organisation's session with that external id, locked for update."""
+    row = await conn.fetchrow(
+        "SELECT * FROM sessions WHERE organisation = $1 AND external_id = $2 FOR UPDATE",
         organisation,
         external_id,
     )
-    return row
+    return stored_session(row) if row else None
 
 
-async def insert_session(
-    conn: Conn, *, session_id: uuid.UUID, organisation: str, session: NewSession
-) -> None:
-    """Store a newly posted session as open."""
+async def session_by_id(conn: Conn, session_id: uuid.UUID) -> StoredSession | None:
+    """A session by Fairshare's id, locked for update."""
+    row = await conn.fetchrow("SELECT * FROM sessions WHERE id = $1 FOR UPDATE", session_id)
+    return stored_session(row) if row else None
+
+
+async def insert_session(conn: Conn, session: StoredSession) -> None:
+    """Store a newly posted session."""
+    d = session.details
     await conn.execute(
-        "INSERT INTO sessions (id, organisation, external_id, profession, starts_at, ends_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6)",
-        session_id,
-        organisation,
-        session.external_id,
-        session.profession.value,
-        session.starts_at,
-        session.ends_at,
+        "INSERT INTO sessions (id, organisation, external_id, role, starts_at, ends_at, site,"
+        " skills, rate_pence_per_hour, urgency, notes, status)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        session.id,
+        session.organisation,
+        d.external_id,
+        d.role.value,
+        d.starts_at,
+        d.ends_at,
+        d.site,
+        sorted(k.value for k in d.skills),
+        d.rate_pence_per_hour,
+        d.urgency.value,
+        d.notes,
+        session.status.value,
     )
 
 
-async def session_status(conn: Conn, session_id: uuid.UUID) -> SessionStatus | None:
-    """Current status of a session, locked for update; None if unknown."""
-    value = await conn.fetchval("SELECT status FROM sessions WHERE id = $1 FOR UPDATE", session_id)
-    return SessionStatus(value) if value else None
-
-
-async def set_status(
-    conn: Conn,
-    session_id: uuid.UUID,
-    status: SessionStatus,
-    clinician_id: uuid.UUID | None = None,
-) -> None:
-    """Move a session to ``status`` (recording the clinician once filled)."""
+async def save_session(conn: Conn, session: StoredSession) -> None:
+    """Write back a session's details, status and clinician."""
+    d = session.details
     await conn.execute(
-        "UPDATE sessions SET status = $2, clinician_id = COALESCE($3, clinician_id),"
+        "UPDATE sessions SET role = $2, starts_at = $3, ends_at = $4, site = $5, skills = $6,"
+        " rate_pence_per_hour = $7, urgency = $8, notes = $9, status = $10, clinician_id = $11,"
         " updated_at = now() WHERE id = $1",
-        session_id,
-        status.value,
-        clinician_id,
+        session.id,
+        d.role.value,
+        d.starts_at,
+        d.ends_at,
+        d.site,
+        sorted(k.value for k in d.skills),
+        d.rate_pence_per_hour,
+        d.urgency.value,
+        d.notes,
+        session.status.value,
+        session.clinician_id,
     )
 
 
-async def list_sessions(conn: Conn, *, organisation: str | None = None) -> list[asyncpg.Record]:
-    """Sessions, newest first, optionally of one organisation."""
+async def mark_cancelled(
+    conn: Conn, session_id: uuid.UUID, *, reason: str | None, late: bool
+) -> None:
+    """Record a cancellation, and whether it was late."""
+    await conn.execute(
+        "UPDATE sessions SET status = 'cancelled', cancel_reason = $2, cancelled_late = $3,"
+        " cancelled_at = now(), updated_at = now() WHERE id = $1",
+        session_id,
+        reason,
+        late,
+    )
+
+
+async def list_sessions(
+    conn: Db,
+    *,
+    organisation: str | None = None,
+    status: str | None = None,
+    starts_from: datetime | None = None,
+    starts_before: datetime | None = None,
+    limit: int = 500,
+) -> list[asyncpg.Record]:
+    """Sessions by start, filtered by organisation, status and start range."""
     rows: list[asyncpg.Record] = await conn.fetch(
-        "SELECT * FROM sessions WHERE $1::text IS NULL OR organisation = $1"
-        " ORDER BY posted_at DESC",
+        "SELECT * FROM sessions WHERE ($1::text IS NULL OR organisation = $1)"
+        " AND ($2::text IS NULL OR status = $2)"
+        " AND ($3::timestamptz IS NULL OR starts_at >= $3)"
+        " AND ($4::timestamptz IS NULL OR starts_at < $4)"
+        " ORDER BY starts_at, id LIMIT $5",
         organisation,
+        status,
+        starts_from,
+        starts_before,
+        limit,
     )
     return rows
+
+
+async def due_unfilled(conn: Conn, *, now: datetime, limit: int = 200) -> list[StoredSession]:
+    """Open or offered sessions whose start has passed, locked, skipping busy rows."""
+    rows = await conn.fetch(
+        "SELECT * FROM sessions WHERE status IN ('open', 'offered') AND starts_at <= $1"
+        " ORDER BY starts_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        now,
+        limit,
+    )
+    return [stored_session(r) for r in rows]

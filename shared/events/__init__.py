@@ -2,11 +2,15 @@
 
 from shared.events.contracts import (
     AvailabilityOffered,
+    BookingCancelled,
     OfferAccepted,
     OfferRefused,
+    SessionAmended,
+    SessionCancelled,
     SessionFilled,
     SessionOffered,
     SessionPosted,
+    SessionUnfilled,
 )
 from shared.events.envelope import Envelope, new_envelope
 from shared.events.registry import EVENTS, EventSpec, dead_letter_topic, spec_for, topic_for
@@ -14,13 +18,17 @@ from shared.events.registry import EVENTS, EventSpec, dead_letter_topic, spec_fo
 __all__ = [
     "EVENTS",
     "AvailabilityOffered",
+    "BookingCancelled",
     "Envelope",
     "EventSpec",
     "OfferAccepted",
     "OfferRefused",
+    "SessionAmended",
+    "SessionCancelled",
     "SessionFilled",
     "SessionOffered",
     "SessionPosted",
+    "SessionUnfilled",
     "dead_letter_topic",
     "new_envelope",
     "spec_for",

@@ -10,7 +10,7 @@ import uuid
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from shared.catalogue import OdsCode, Profession, Sector
+from shared.catalogue import OdsCode, Profession, Role, Sector, Skill, Urgency
 
 
 class _EventData(BaseModel):
@@ -29,15 +29,68 @@ class _Timed(_EventData):
         return self
 
 
-class SessionPosted(_Timed):
-    """A practice posted a vacant session that the bank may fill (v1)."""
+class _SessionState(_Timed):
+    """Everything matching needs to know of a session, as it now stands."""
 
     session_id: uuid.UUID = Field(description="Fairshare's id for the session.")
     organisation: OdsCode = Field(description="ODS code of the organisation where it is worked.")
-    sector: Sector = Field(description="Sector of that organisation.")
-    profession: Profession = Field(description="Profession the session needs.")
+    posted_by: OdsCode = Field(
+        description="ODS code of the organisation that posted it (a PCN may post for a member)."
+    )
+    sector: Sector = Field(description="Sector of the organisation where it is worked.")
+    role: Role = Field(description="Role the session needs; the catalogue says who may fill it.")
+    skills: list[Skill] = Field(description="Skills the clinician must hold, possibly none.")
+    rate_pence_per_hour: int | None = Field(
+        ge=0, description="Offered pay in pence per hour, if stated."
+    )
+    urgency: Urgency = Field(description="How soon the organisation needs it filled.")
     latitude: float = Field(ge=-90, le=90, description="Where the session is worked (WGS84).")
     longitude: float = Field(ge=-180, le=180, description="Where the session is worked (WGS84).")
+
+
+class SessionPosted(_SessionState):
+    """A practice posted a vacant session that the bank may fill (v1)."""
+
+
+class SessionAmended(_SessionState):
+    """The organisation changed a session (v1); the fields are its new state."""
+
+    released_clinician_id: uuid.UUID | None = Field(
+        description="The clinician whose booking the change released (time or role changed on"
+        " a filled session), if any; the session is open again."
+    )
+
+
+class SessionCancelled(_Timed):
+    """The organisation cancelled a session (v1)."""
+
+    session_id: uuid.UUID = Field(description="The session cancelled.")
+    organisation: OdsCode = Field(description="ODS code of the organisation where it is worked.")
+    sector: Sector = Field(description="Sector of the session.")
+    reason: str | None = Field(description="Why; required when a clinician was booked.")
+    late: bool = Field(description="Cancelled within 48 hours of the start (the ICB counts these).")
+    released_clinician_id: uuid.UUID | None = Field(
+        description="The booked clinician, who must be told, if the session was filled."
+    )
+
+
+class SessionUnfilled(_Timed):
+    """A session's start passed and nobody was booked (v1)."""
+
+    session_id: uuid.UUID = Field(description="The session that went unfilled.")
+    organisation: OdsCode = Field(description="ODS code of the organisation where it is worked.")
+    sector: Sector = Field(description="Sector of the session.")
+    reason: str = Field(description="Why, as far as the vacancies service knows.")
+
+
+class BookingCancelled(_EventData):
+    """A clinician cancelled a booking they held (v1); the session needs filling again."""
+
+    offer_id: uuid.UUID = Field(description="The accepted offer that made the booking.")
+    session_id: uuid.UUID = Field(description="The session the booking was for.")
+    clinician_id: uuid.UUID = Field(description="Pseudonymous id of the clinician cancelling.")
+    reason: str = Field(description="The clinician's reason, in their words.")
+    late: bool = Field(description="Cancelled within 48 hours of the start (counted for the ICB).")
 
 
 class AvailabilityOffered(_Timed):
@@ -47,6 +100,7 @@ class AvailabilityOffered(_Timed):
     clinician_id: uuid.UUID = Field(description="Pseudonymous id of the clinician.")
     profession: Profession = Field(description="The clinician's profession.")
     home_sector: Sector = Field(description="Sector the clinician normally works in.")
+    skills: list[Skill] = Field(description="Skills the clinician holds.")
 
 
 class SessionOffered(_Timed):
@@ -57,7 +111,7 @@ class SessionOffered(_Timed):
     clinician_id: uuid.UUID = Field(description="Pseudonymous id of the clinician offered it.")
     organisation: OdsCode = Field(description="ODS code of the organisation where it is worked.")
     sector: Sector = Field(description="Sector of the session.")
-    profession: Profession = Field(description="Profession the session needs.")
+    role: Role = Field(description="Role the session needs.")
     expires_at: AwareDatetime = Field(description="After this instant the offer can't be taken.")
     reasons: list[str] = Field(description="Plain-words reasons this clinician was chosen.")
 

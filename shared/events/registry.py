@@ -13,11 +13,15 @@ from pydantic import BaseModel
 
 from shared.events.contracts import (
     AvailabilityOffered,
+    BookingCancelled,
     OfferAccepted,
     OfferRefused,
+    SessionAmended,
+    SessionCancelled,
     SessionFilled,
     SessionOffered,
     SessionPosted,
+    SessionUnfilled,
 )
 
 # Tansu creates no topic on demand, so every topic is created at start-up with this
@@ -40,12 +44,22 @@ EVENTS: dict[str, EventSpec] = {
     spec.type: spec
     for spec in (
         EventSpec("session.posted", 1, SessionPosted, "vacancies", "A vacant session was posted."),
+        EventSpec("session.amended", 1, SessionAmended, "vacancies", "A session was changed."),
+        EventSpec(
+            "session.cancelled", 1, SessionCancelled, "vacancies", "A session was cancelled."
+        ),
+        EventSpec(
+            "session.unfilled", 1, SessionUnfilled, "vacancies", "A session started unfilled."
+        ),
         EventSpec(
             "availability.offered", 1, AvailabilityOffered, "bank", "A clinician offered time."
         ),
         EventSpec("session.offered", 1, SessionOffered, "matching", "A session was offered."),
         EventSpec("offer.accepted", 1, OfferAccepted, "bank", "A clinician accepted an offer."),
         EventSpec("session.filled", 1, SessionFilled, "matching", "A session was filled."),
+        EventSpec(
+            "booking.cancelled", 1, BookingCancelled, "bank", "A clinician cancelled a booking."
+        ),
         EventSpec(
             "offer.refused", 1, OfferRefused, "matching", "An acceptance could not be honoured."
         ),

@@ -29,12 +29,18 @@ class Problem(Exception):  # noqa: N818 - the RFC's own name for the thing
     """Raise from a route to answer with a problem+json body."""
 
     def __init__(
-        self, status: int, detail: str, *, errors: list[dict[str, str]] | None = None
+        self,
+        status: int,
+        detail: str,
+        *,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.errors = errors or []
+        self.headers = headers or {}
 
 
 def problem_response(
@@ -68,9 +74,11 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(
+        response = problem_response(
             exc.status, exc.detail, errors=exc.errors, instance=request.url.path
         )
+        response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -75,8 +75,8 @@ async def test_signed_session_is_filled_end_to_end(
             "--lon",
             "-2.24",
         )
-        .strip()
-        .splitlines()[-1]
+        .split("webhook secret: ")[1]
+        .split()[0]
     )
     assert secret.startswith("whsec_")
 
@@ -89,7 +89,7 @@ async def test_signed_session_is_filled_end_to_end(
                 "timestamp": datetime.now(UTC).isoformat(),
                 "data": {
                     "external_id": "rota-2026-12-01-am",
-                    "profession": "pharmacist",
+                    "role": "clinical_pharmacist",
                     "starts_at": start.isoformat(),
                     "ends_at": (start + timedelta(hours=4, minutes=10)).isoformat(),
                 },

@@ -16,7 +16,7 @@ from services.bank import SCHEMA
 from services.bank.admin import add_clinician
 from services.bank.app import create_app
 from services.bank.settings import BankSettings
-from shared.catalogue import Profession, Sector
+from shared.catalogue import Profession, Role, Sector
 from shared.db.pool import connect
 from shared.events import OfferRefused, SessionOffered, new_envelope
 from shared.messaging.consumer import EventConsumer
@@ -82,7 +82,7 @@ def _offered(clinician: uuid.UUID, *, expires_in: timedelta) -> SessionOffered:
         clinician_id=clinician,
         organisation="FVR79",
         sector=Sector.COMMUNITY_PHARMACY,
-        profession=Profession.PHARMACIST,
+        role=Role.COMMUNITY_PHARMACIST,
         starts_at=start,
         ends_at=start + timedelta(hours=8),
         expires_at=datetime.now(UTC) + expires_in,

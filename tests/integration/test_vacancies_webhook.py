@@ -50,7 +50,7 @@ async def org(infra: Infra, app: FastAPI, region: str) -> tuple[str, str]:
     ods = "A" + str(uuid.uuid4().int)[:5]
     conn = await connect(infra.dsn, SCHEMA)
     try:
-        secret = await add_organisation(
+        secret, _ = await add_organisation(
             conn,
             Organisation(ods, "Test Surgery", Sector.GENERAL_PRACTICE, region, 53.4, -2.2, True),
         )
@@ -66,7 +66,7 @@ def _delivery(external_id: str = "rota-1", **data: Any) -> bytes:
         "timestamp": datetime.now(UTC).isoformat(),
         "data": {
             "external_id": external_id,
-            "profession": "gp",
+            "role": "gp",
             "starts_at": start.isoformat(),
             "ends_at": (start + timedelta(hours=4, minutes=10)).isoformat(),
             **data,
@@ -167,11 +167,11 @@ async def test_invalid_fields_are_named(
 ) -> None:
     """Each bad field is named with the rule it broke; nothing is stored."""
     ods, secret = org
-    body = _delivery(profession="wizard", starts_at="yesterday")
+    body = _delivery(role="wizard", starts_at="yesterday")
     response = await client.post(f"/webhooks/{ods}", content=body, headers=_signed(secret, body))
     assert response.status_code == 422
     fields = {e["field"] for e in response.json()["errors"]}
-    assert {"data.profession", "data.starts_at"} <= fields
+    assert {"data.role", "data.starts_at"} <= fields
     past = datetime.now(UTC) - timedelta(days=1)
     body = _delivery(starts_at=past.isoformat(), ends_at=(past - timedelta(hours=1)).isoformat())
     response = await client.post(f"/webhooks/{ods}", content=body, headers=_signed(secret, body))

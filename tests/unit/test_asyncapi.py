@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +123,7 @@ def test_consumers_table_matches_the_services_handlers() -> None:
         "bank": bank.handlers(),
         "matching": matching.handlers(Emitter(producer="matching", schema="matching")),
         "monitor": monitor.handlers(),
-        "vacancies": vacancies.handlers(),
+        "vacancies": vacancies.handlers(timedelta(hours=25)),
     }
     actual = {
         event_type: {service for service, table in handled.items() if event_type in table}

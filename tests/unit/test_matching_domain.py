@@ -13,7 +13,7 @@ from services.matching.domain import (
     overlaps,
     plan_offers,
 )
-from shared.catalogue import Profession, Sector
+from shared.catalogue import Profession, Role, Sector, Skill
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -23,7 +23,7 @@ def _session(start_h: float = 0, hours: float = 4, **kw: object) -> OpenSession:
         "id": uuid.uuid4(),
         "organisation": "A81001",
         "sector": Sector.GENERAL_PRACTICE,
-        "profession": Profession.PHARMACIST,
+        "role": Role.CLINICAL_PHARMACIST,
         "starts_at": T0 + timedelta(hours=start_h),
         "ends_at": T0 + timedelta(hours=start_h + hours),
     }
@@ -105,3 +105,21 @@ def test_overlaps_is_half_open() -> None:
     a, b, c = T0, T0 + timedelta(hours=4), T0 + timedelta(hours=8)
     assert not overlaps(a, b, b, c)
     assert overlaps(a, c, b, c)
+
+
+def test_role_catalogue_decides_who_may_fill() -> None:
+    """A pharmacist may fill an advanced-practitioner session; a dentist may not."""
+    session = _session(role=Role.ADVANCED_PRACTITIONER)
+    dentist = _window(profession=Profession.DENTIST)
+    pharmacist = _window()
+    [proposal] = plan_offers([session], [dentist, pharmacist], [])
+    assert proposal.clinician_id == pharmacist.clinician_id
+
+
+def test_skills_asked_for_must_all_be_held() -> None:
+    """A session needing a prescriber goes only to a clinician who is one."""
+    session = _session(skills=frozenset({Skill.INDEPENDENT_PRESCRIBER}))
+    plain = _window()
+    prescriber = _window(skills=frozenset({Skill.INDEPENDENT_PRESCRIBER, Skill.MINOR_ILLNESS}))
+    [proposal] = plan_offers([session], [plain, prescriber], [])
+    assert proposal.clinician_id == prescriber.clinician_id

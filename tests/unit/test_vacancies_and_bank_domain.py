@@ -15,14 +15,14 @@ from services.bank.domain import (
     check_window,
     hash_token,
 )
-from services.vacancies.domain import NewSession, SessionStatus, check_session, next_status
-from shared.catalogue import Profession
+from services.vacancies.domain import NewSession, SessionStatus, after_event, check_session
+from shared.catalogue import Role
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
 def _new(start: timedelta, length: timedelta) -> NewSession:
-    return NewSession("rota-1", Profession.GP, NOW + start, NOW + start + length)
+    return NewSession("rota-1", Role.GP, NOW + start, NOW + start + length)
 
 
 def test_valid_session_breaks_no_rule() -> None:
@@ -47,10 +47,11 @@ def test_each_broken_rule_names_its_field(
 
 
 def test_filled_session_stays_filled_when_a_late_offer_event_arrives() -> None:
-    """Events may arrive out of order across topics; filled is final here."""
-    assert next_status(SessionStatus.FILLED, "session.offered") is SessionStatus.FILLED
-    assert next_status(SessionStatus.OPEN, "session.offered") is SessionStatus.OFFERED
-    assert next_status(SessionStatus.OFFERED, "session.filled") is SessionStatus.FILLED
+    """Events may arrive out of order across topics; filled is not undone by an offer."""
+    assert after_event(SessionStatus.FILLED, "session.offered") is SessionStatus.FILLED
+    assert after_event(SessionStatus.OPEN, "session.offered") is SessionStatus.OFFERED
+    assert after_event(SessionStatus.OFFERED, "session.filled") is SessionStatus.FILLED
+    assert after_event(SessionStatus.CANCELLED, "session.filled") is SessionStatus.CANCELLED
 
 
 def _offer(owner: uuid.UUID, *, status: OfferStatus = OfferStatus.OFFERED, ttl: int = 60) -> Offer:

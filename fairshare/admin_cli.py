@@ -1,0 +1,264 @@
+"""``fairshare org|clinician|sessions|callbacks``: administration through the database.
+
+These commands talk to the owning service's schema directly (they are that service's
+administration tools), using the running dev system's database unless
+FAIRSHARE_DATABASE_URL says otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Annotated, TypeVar
+
+import asyncpg
+import typer
+from rich.table import Table
+
+from fairshare.cli import DEFAULT_DATA_DIR, DataDir, console, database_url
+from services.vacancies.settings import VacanciesSettings
+from shared.catalogue import ODS_PATTERN, REGION_PATTERN, Profession, Sector, Skill
+from shared.db.pool import connect
+from shared.db.types import Conn
+
+org_app = typer.Typer(help="Organisations that post sessions (vacancies service).")
+clinician_app = typer.Typer(help="Clinicians in the shared bank (bank service).")
+sessions_app = typer.Typer(help="Posted sessions (vacancies service).")
+callbacks_app = typer.Typer(help="Signed callbacks to organisations (vacancies service).")
+T = TypeVar("T")
+Ods = Annotated[str, typer.Argument(help="ODS code of the organisation.")]
+
+
+def _check(value: str, pattern: str, what: str) -> str:
+    if not re.match(pattern, value):
+        console.print(f"[red]{what} {value!r} is not valid[/] (expected pattern {pattern}).")
+        raise typer.Exit(2)
+    return value
+
+
+def _run(data_dir: DataDir, schema: str, work: Callable[[Conn], Awaitable[T]]) -> T:
+    """Run ``work`` in one transaction on ``schema``; admin errors exit with their message."""
+    from services.vacancies.admin import AdminError  # noqa: PLC0415
+
+    async def _go() -> T:
+        conn = await connect(database_url(data_dir), schema)
+        try:
+            async with conn.transaction():
+                return await work(conn)
+        finally:
+            await conn.close()
+
+    try:
+        return asyncio.run(_go())
+    except (AdminError, asyncpg.UniqueViolationError) as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+
+
+@org_app.command("add")
+def org_add(
+    ods: Annotated[str, typer.Option(help="ODS code, e.g. A81001 (practice), FVR79 (pharmacy).")],
+    name: Annotated[str, typer.Option(help="Organisation name.")],
+    sector: Annotated[Sector, typer.Option(help="Sector of the organisation.")],
+    region: Annotated[str, typer.Option(help="ICB code of its region, e.g. QOP.")],
+    lat: Annotated[float, typer.Option(min=-90, max=90, help="Latitude of the site.")],
+    lon: Annotated[float, typer.Option(min=-180, max=180, help="Longitude of the site.")],
+    pcn: Annotated[str | None, typer.Option(help="ODS code of its PCN, if a member.")] = None,
+    callback_url: Annotated[str | None, typer.Option(help="Where callbacks go.")] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Register an organisation; print its web hook signing secret and API key."""
+    from services.vacancies import SCHEMA  # noqa: PLC0415
+    from services.vacancies.admin import add_organisation, set_callback_url  # noqa: PLC0415
+    from services.vacancies.domain import Organisation  # noqa: PLC0415
+
+    _check(ods, ODS_PATTERN, "ODS code")
+    _check(region, REGION_PATTERN, "Region code")
+    org = Organisation(ods, name, sector, region, lat, lon, active=True, pcn=pcn)
+
+    async def work(conn: Conn) -> tuple[str, str]:
+        keys = await add_organisation(conn, org)
+        if callback_url:
+            await set_callback_url(conn, ods, callback_url)
+        return keys
+
+    secret, api_key = _run(data_dir, SCHEMA, work)
+    console.print(f"Registered {ods} ({name}). Keep both safe; neither is shown again.")
+    print(f"webhook secret: {secret}")
+    print(f"API key: {api_key}")
+
+
+@org_app.command("deactivate")
+def org_deactivate(ods: Ods, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Refuse the organisation's posts (403) until reactivated."""
+    from services.vacancies import SCHEMA  # noqa: PLC0415
+    from services.vacancies.admin import set_active  # noqa: PLC0415
+
+    _run(data_dir, SCHEMA, lambda conn: set_active(conn, ods, active=False))
+    console.print(f"{ods} deactivated.")
+
+
+@org_app.command("activate")
+def org_activate(ods: Ods, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Accept the organisation's posts again."""
+    from services.vacancies import SCHEMA  # noqa: PLC0415
+    from services.vacancies.admin import set_active  # noqa: PLC0415
+
+    _run(data_dir, SCHEMA, lambda conn: set_active(conn, ods, active=True))
+    console.print(f"{ods} activated.")
+
+
+@org_app.command("set-callback")
+def org_set_callback(
+    ods: Ods,
+    url: Annotated[str | None, typer.Argument(help="https URL; omit to stop callbacks.")] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Set (or clear) where the organisation's signed callbacks go."""
+    from services.vacancies import SCHEMA  # noqa: PLC0415
+    from services.vacancies.admin import set_callback_url  # noqa: PLC0415
+
+    _run(data_dir, SCHEMA, lambda conn: set_callback_url(conn, ods, url))
+    console.print(f"{ods} callbacks go to {url}." if url else f"{ods} callbacks stopped.")
+
+
+@org_app.command("rotate-secret")
+def org_rotate_secret(
+    ods: Ods,
+    grace_hours: Annotated[
+        float, typer.Option(min=0, help="Hours the old secret stays valid.")
+    ] = 24,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Issue a new signing secret; the old one keeps working for the grace period."""
+    from services.vacancies import SCHEMA  # noqa: PLC0415
+    from services.vacancies.admin import rotate_secret  # noqa: PLC0415
+
+    secret = _run(
+        data_dir, SCHEMA, lambda c: rotate_secret(c, ods, grace=timedelta(hours=grace_hours))
+    )
+    console.print(f"New secret for {ods}; the old one works for {grace_hours:g} more hours.")
+    print(f"webhook secret: {secret}")
+
+
+@org_app.command("rotate-key")
+def org_rotate_key(ods: Ods, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Issue a new read-API key; the old one stops working at once."""
+    from services.vacancies import SCHEMA  # noqa: PLC0415
+    from services.vacancies.admin import rotate_api_key  # noqa: PLC0415
+
+    key = _run(data_dir, SCHEMA, lambda conn: rotate_api_key(conn, ods))
+    print(f"API key: {key}")
+
+
+@callbacks_app.command("list")
+def callbacks_list(
+    ods: Annotated[str | None, typer.Option(help="Only this organisation's.")] = None,
+    status: Annotated[str | None, typer.Option(help="pending, delivered, gone or failed.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """The callback delivery log, newest first."""
+    from services.vacancies import SCHEMA, callback_store  # noqa: PLC0415
+
+    keys = ("id", "organisation", "event_type", "status", "attempts", "last_status", "last_error")
+
+    async def work(conn: Conn) -> list[dict[str, str]]:
+        rows = await callback_store.list_callbacks(conn, organisation=ods, status=status)
+        return [
+            {k: "" if r[k] is None else str(r[k]) for k in (*keys, "next_attempt_at", "webhook_id")}
+            for r in rows
+        ]
+
+    rows = _run(data_dir, SCHEMA, work)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(*keys, "next attempt")
+    for r in rows:
+        table.add_row(*(r[k] for k in keys), r["next_attempt_at"][:19])
+    console.print(table)
+
+
+@callbacks_app.command("replay")
+def callbacks_replay(
+    callback_id: Annotated[int, typer.Argument(help="Id from `callbacks list`.")],
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Send a callback again now, whatever became of it before."""
+    from services.vacancies import SCHEMA  # noqa: PLC0415
+    from services.vacancies.admin import replay_callback  # noqa: PLC0415
+
+    window = timedelta(seconds=VacanciesSettings().callback_window_s)
+    _run(data_dir, SCHEMA, lambda conn: replay_callback(conn, callback_id, window=window))
+    console.print(f"Callback {callback_id} will be sent again now.")
+
+
+@clinician_app.command("add")
+def clinician_add(
+    name: Annotated[str, typer.Option(help="Name shown to the clinician (kept in the bank).")],
+    profession: Annotated[Profession, typer.Option(help="Profession.")],
+    home_sector: Annotated[Sector, typer.Option(help="Sector they normally work in.")],
+    region: Annotated[str, typer.Option(help="ICB code of their region, e.g. QOP.")],
+    skill: Annotated[
+        list[Skill] | None, typer.Option(help="A skill they hold; repeat for several.")
+    ] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Register a clinician and print their id and sign-in token."""
+    from services.bank import SCHEMA  # noqa: PLC0415
+    from services.bank.admin import add_clinician  # noqa: PLC0415
+
+    _check(region, REGION_PATTERN, "Region code")
+
+    async def work(conn: Conn) -> tuple[str, str]:
+        clinician, token = await add_clinician(
+            conn,
+            display_name=name,
+            profession=profession,
+            home_sector=home_sector,
+            region=region,
+            skills=frozenset(skill or []),
+        )
+        return str(clinician.id), token
+
+    clinician_id, token = _run(data_dir, SCHEMA, work)
+    console.print(f"Registered clinician {clinician_id}. Sign-in token (shown once):")
+    print(token)
+
+
+@sessions_app.command("list")
+def sessions_list(
+    ods: Annotated[str | None, typer.Option(help="Only this organisation's.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """List posted sessions and their status."""
+    from services.vacancies import SCHEMA  # noqa: PLC0415
+    from services.vacancies.repository import list_sessions  # noqa: PLC0415
+
+    keys = ("id", "organisation", "site", "external_id", "role", "starts_at", "ends_at", "status")
+
+    async def work(conn: Conn) -> list[dict[str, str]]:
+        rows = await list_sessions(conn, organisation=ods)
+        return [{k: str(r[k]) for k in (*keys, "clinician_id")} for r in rows]
+
+    rows = _run(data_dir, SCHEMA, work)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("session", "org", "site", "external id", "role", "starts", "status")
+    for r in rows:
+        table.add_row(
+            r["id"][:8],
+            r["organisation"],
+            r["site"],
+            r["external_id"],
+            r["role"],
+            r["starts_at"][:16],
+            r["status"],
+        )
+    console.print(table)
