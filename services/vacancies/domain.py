@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from shared.catalogue import Role, Sector, Skill, Urgency
@@ -78,12 +78,14 @@ class RuleBroken:
 def check_session(session: NewSession, *, now: datetime, prefix: str = "data") -> list[RuleBroken]:
     """Every timing rule ``session`` breaks; empty when it may be posted."""
     broken: list[RuleBroken] = []
-    if session.ends_at <= session.starts_at:
+    # In UTC: Python compares and subtracts two datetimes sharing a tzinfo by wall clock,
+    # which would misjudge a night session across the clock change by an hour.
+    starts, ends = session.starts_at.astimezone(UTC), session.ends_at.astimezone(UTC)
+    if ends <= starts:
         broken.append(RuleBroken(f"{prefix}.ends_at", "must be after starts_at"))
-    elif session.ends_at - session.starts_at > MAX_SESSION:
-        # Real elapsed time: a night session across a clock change is judged correctly.
+    elif ends - starts > MAX_SESSION:
         broken.append(RuleBroken(f"{prefix}.ends_at", "a session may last at most 13 hours"))
-    if session.starts_at <= now:
+    if starts <= now:
         broken.append(RuleBroken(f"{prefix}.starts_at", "must be in the future"))
     return broken
 
@@ -189,7 +191,7 @@ def cancel(existing: StoredSession, reason: str | None, *, now: datetime) -> Can
 
 def is_late(starts_at: datetime, *, now: datetime) -> bool:
     """A cancellation within 48 hours of the start is late (the ICB counts these)."""
-    return starts_at - now < LATE_CANCELLATION
+    return starts_at.astimezone(UTC) - now.astimezone(UTC) < LATE_CANCELLATION
 
 
 def after_event(current: SessionStatus, event: str) -> SessionStatus:
