@@ -110,10 +110,14 @@ async def commitments(conn: Conn, region: str, now: datetime) -> list[Commitment
 
 
 async def tried_pairs(conn: Conn, region: str) -> frozenset[tuple[uuid.UUID, uuid.UUID]]:
-    """(session, clinician) pairs already offered once, live or not."""
+    """(session, clinician) pairs not to offer again: offered before, live or not.
+
+    Offers withdrawn because the organisation changed the session don't count: the
+    clinician never said no to the session as it now stands.
+    """
     rows = await conn.fetch(
         "SELECT o.session_id, o.clinician_id FROM offers o JOIN sessions s ON s.id = o.session_id"
-        " WHERE o.region = $1 AND s.status = 'open'",
+        " WHERE o.region = $1 AND s.status = 'open' AND o.status <> 'withdrawn'",
         region,
     )
     return frozenset((r["session_id"], r["clinician_id"]) for r in rows)

@@ -18,10 +18,18 @@ from services.bank.app import create_app
 from services.bank.settings import BankSettings
 from shared.catalogue import Profession, Role, Sector
 from shared.db.pool import connect
-from shared.events import OfferRefused, SessionOffered, new_envelope
+from shared.events import (
+    OfferRefused,
+    SessionAmended,
+    SessionCancelled,
+    SessionFilled,
+    SessionOffered,
+    new_envelope,
+)
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.kafka import KafkaPublisher
 from tests.conftest import Infra
+from tests.factories import session_posted
 from tests.integration.helpers import settings_for
 
 pytestmark = pytest.mark.integration
@@ -176,3 +184,67 @@ async def test_availability_rules(client: httpx.AsyncClient, infra: Infra, regio
     assert (await client.post("/api/availability", json=good, headers=auth)).status_code == 201
     overlap = window(timedelta(days=1, hours=4), timedelta(days=1, hours=10))
     assert (await client.post("/api/availability", json=overlap, headers=auth)).status_code == 409
+
+
+async def test_cancelled_or_moved_session_is_shown_to_the_booked_clinician(
+    app: FastAPI, client: httpx.AsyncClient, infra: Infra, region: str
+) -> None:
+    """Booked, then the organisation cancels: the offer says cancelled, and why. An open
+    offer of a session that is moved is withdrawn."""
+    me, auth = await _clinician(infra, region)
+    booked = _offered(me, expires_in=timedelta(hours=1))
+    pending = _offered(me, expires_in=timedelta(hours=1))
+    for offer in (booked, pending):
+        await _deliver(app, "session.offered", offer, region)
+    assert (
+        await client.post(f"/api/offers/{booked.offer_id}/accept", headers=auth)
+    ).status_code == 202
+    await _deliver(
+        app,
+        "session.filled",
+        SessionFilled(
+            session_id=booked.session_id,
+            offer_id=booked.offer_id,
+            clinician_id=me,
+            organisation=booked.organisation,
+            sector=booked.sector,
+            clinician_home_sector=Sector.COMMUNITY_PHARMACY,
+            starts_at=booked.starts_at,
+            ends_at=booked.ends_at,
+        ),
+        region,
+    )
+    assert [b["offer_id"] for b in (await client.get("/api/bookings", headers=auth)).json()] == [
+        str(booked.offer_id)
+    ]
+    await _deliver(
+        app,
+        "session.cancelled",
+        SessionCancelled(
+            session_id=booked.session_id,
+            organisation=booked.organisation,
+            sector=booked.sector,
+            reason="Pharmacy closed for refit",
+            late=True,
+            released_clinician_id=me,
+            starts_at=booked.starts_at,
+            ends_at=booked.ends_at,
+        ),
+        region,
+    )
+    shown = (await client.get(f"/api/offers/{booked.offer_id}", headers=auth)).json()
+    assert shown["status"] == "cancelled"
+    assert "closed for refit" in shown["refusal"]
+    assert (await client.get("/api/bookings", headers=auth)).json() == []
+
+    moved = session_posted(
+        pending.starts_at + timedelta(days=1), session_id=pending.session_id
+    ).model_dump()
+    await _deliver(
+        app, "session.amended", SessionAmended(**moved, released_clinician_id=None), region
+    )
+    # Only a released booking is cancelled by an amendment; an open offer stays for matching
+    # to withdraw or re-offer.
+    assert (await client.get(f"/api/offers/{pending.offer_id}", headers=auth)).json()[
+        "status"
+    ] == "offered"

@@ -187,3 +187,101 @@ async def test_expired_acceptance_is_refused(pool: asyncpg.Pool, region: str) ->
         )
         == 0
     )
+
+
+async def test_amendment_and_cancellations_free_and_replan(pool: asyncpg.Pool, region: str) -> None:
+    """Moving a booked session voids its booking and re-offers it (the same clinician may
+    take the new time); the clinician cancelling passes it to someone else; the
+    organisation cancelling frees everyone."""
+    from services.matching.handlers import handlers  # noqa: PLC0415
+    from shared.events import BookingCancelled, SessionAmended, SessionCancelled  # noqa: PLC0415
+
+    emitter = Emitter(producer="matching", schema=SCHEMA)
+    table = handlers(emitter)
+    session = _session(region)
+    first, second = uuid.uuid4(), uuid.uuid4()
+
+    async def handle(event_type: str, data: Any) -> None:
+        envelope = new_envelope(
+            data, event_type=event_type, schema_version=1, region=region, producer="test"
+        )
+        async with pool.acquire() as conn, conn.transaction():
+            await table[event_type](conn, envelope)
+
+    async with pool.acquire() as conn, conn.transaction():
+        await repository.insert_session(conn, region, session)
+        await repository.insert_window(
+            conn,
+            region=region,
+            availability_id=uuid.uuid4(),
+            window=Window(
+                first,
+                Profession.GP,
+                Sector.GENERAL_PRACTICE,
+                START - timedelta(hours=1),
+                START + timedelta(days=2),
+            ),
+        )
+        await planning.replan(conn, region=region, emitter=emitter)
+    [offer] = await _offers(pool, region)
+    async with pool.acquire() as conn, conn.transaction():
+        assert await planning.confirm(conn, envelope=_accepted(region, offer), emitter=emitter)
+
+    moved = session_posted(START + timedelta(hours=6), session_id=session.session_id).model_dump()
+    await handle("session.amended", SessionAmended(**moved, released_clinician_id=first))
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM bookings WHERE session_id = $1", session.session_id
+        )
+        == 0
+    )
+    live = [o for o in await _offers(pool, region) if o["status"] == "offered"]
+    assert [o["clinician_id"] for o in live] == [first]
+    assert live[0]["starts_at"] == START + timedelta(hours=6)
+    async with pool.acquire() as conn, conn.transaction():
+        assert await planning.confirm(conn, envelope=_accepted(region, live[0]), emitter=emitter)
+
+    async with pool.acquire() as conn, conn.transaction():
+        await repository.insert_window(
+            conn,
+            region=region,
+            availability_id=uuid.uuid4(),
+            window=Window(
+                second,
+                Profession.GP,
+                Sector.GENERAL_PRACTICE,
+                START - timedelta(hours=1),
+                START + timedelta(days=2),
+            ),
+        )
+    await handle(
+        "booking.cancelled",
+        BookingCancelled(
+            offer_id=live[0]["id"],
+            session_id=session.session_id,
+            clinician_id=first,
+            reason="Family emergency",
+            late=False,
+        ),
+    )
+    live = [o for o in await _offers(pool, region) if o["status"] == "offered"]
+    assert [o["clinician_id"] for o in live] == [second]
+
+    await handle(
+        "session.cancelled",
+        SessionCancelled(
+            session_id=session.session_id,
+            organisation="A81001",
+            sector=Sector.GENERAL_PRACTICE,
+            reason="Closed",
+            late=False,
+            released_clinician_id=None,
+            starts_at=START + timedelta(hours=6),
+            ends_at=START + timedelta(hours=10),
+        ),
+    )
+    assert [o for o in await _offers(pool, region) if o["status"] == "offered"] == []
+    assert (
+        await pool.fetchval("SELECT status FROM sessions WHERE id = $1", session.session_id)
+        == "cancelled"
+    )
