@@ -18,6 +18,7 @@ from services.matching.domain import Window
 from services.matching.settings import MatchingSettings
 from shared.catalogue import Profession, Sector
 from shared.db.pool import create_pool
+from shared.db.types import Conn
 from shared.events import Envelope, OfferAccepted, SessionPosted, new_envelope
 from shared.messaging.emitter import Emitter
 from shared.runtime import migrate
@@ -61,6 +62,14 @@ async def _offers(pool: asyncpg.Pool, region: str) -> list[asyncpg.Record]:
         "SELECT * FROM offers WHERE region = $1 ORDER BY created_at", region
     )
     return rows
+
+
+async def _gp_window(conn: Conn, region: str, clinician: uuid.UUID, *, until: datetime) -> None:
+    """A GP free from an hour before START until ``until``."""
+    window = Window(
+        clinician, Profession.GP, Sector.GENERAL_PRACTICE, START - timedelta(hours=1), until
+    )
+    await repository.insert_window(conn, region=region, availability_id=uuid.uuid4(), window=window)
 
 
 async def _outbox(pool: asyncpg.Pool, event_type: str, clinician: uuid.UUID) -> list[Any]:
@@ -121,18 +130,7 @@ async def test_posted_session_is_offered_then_filled_once(pool: asyncpg.Pool, re
     clinician = uuid.uuid4()
     async with pool.acquire() as conn, conn.transaction():
         await repository.insert_session(conn, region, session)
-        await repository.insert_window(
-            conn,
-            region=region,
-            availability_id=uuid.uuid4(),
-            window=Window(
-                clinician,
-                Profession.GP,
-                Sector.GENERAL_PRACTICE,
-                START - timedelta(hours=1),
-                START + timedelta(hours=6),
-            ),
-        )
+        await _gp_window(conn, region, clinician, until=START + timedelta(hours=6))
         assert await planning.replan(conn, region=region, emitter=emitter) == 1
         # Re-planning with the offer live makes no second offer.
         assert await planning.replan(conn, region=region, emitter=emitter) == 0
@@ -210,18 +208,7 @@ async def test_amendment_and_cancellations_free_and_replan(pool: asyncpg.Pool, r
 
     async with pool.acquire() as conn, conn.transaction():
         await repository.insert_session(conn, region, session)
-        await repository.insert_window(
-            conn,
-            region=region,
-            availability_id=uuid.uuid4(),
-            window=Window(
-                first,
-                Profession.GP,
-                Sector.GENERAL_PRACTICE,
-                START - timedelta(hours=1),
-                START + timedelta(days=2),
-            ),
-        )
+        await _gp_window(conn, region, first, until=START + timedelta(days=2))
         await planning.replan(conn, region=region, emitter=emitter)
     [offer] = await _offers(pool, region)
     async with pool.acquire() as conn, conn.transaction():
@@ -242,18 +229,7 @@ async def test_amendment_and_cancellations_free_and_replan(pool: asyncpg.Pool, r
         assert await planning.confirm(conn, envelope=_accepted(region, live[0]), emitter=emitter)
 
     async with pool.acquire() as conn, conn.transaction():
-        await repository.insert_window(
-            conn,
-            region=region,
-            availability_id=uuid.uuid4(),
-            window=Window(
-                second,
-                Profession.GP,
-                Sector.GENERAL_PRACTICE,
-                START - timedelta(hours=1),
-                START + timedelta(days=2),
-            ),
-        )
+        await _gp_window(conn, region, second, until=START + timedelta(days=2))
     await handle(
         "booking.cancelled",
         BookingCancelled(

@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from standardwebhooks import Webhook
 from structlog.testing import capture_logs
 
 from services.vacancies import SCHEMA
@@ -24,6 +23,7 @@ from shared.catalogue import Sector
 from shared.db.pool import connect
 from tests.conftest import Infra
 from tests.integration.helpers import read_topic, settings_for
+from tests.integration.vacancies_support import signed
 
 pytestmark = pytest.mark.integration
 
@@ -75,19 +75,6 @@ def _delivery(external_id: str = "rota-1", **data: Any) -> bytes:
     return json.dumps(body).encode()
 
 
-def _signed(
-    secret: str, body: bytes, *, msg_id: str | None = None, age_s: int = 0
-) -> dict[str, str]:
-    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
-    when = datetime.now(UTC) - timedelta(seconds=age_s)
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(when.timestamp())),
-        "webhook-signature": Webhook(secret).sign(msg_id, when, body.decode()),
-        "content-type": "application/json",
-    }
-
-
 async def _count_sessions(infra: Infra, ods: str) -> int:
     conn = await connect(infra.dsn, SCHEMA)
     try:
@@ -106,7 +93,7 @@ async def test_signed_session_is_stored_and_published(
     and one log line for the request carrying its webhook-id."""
     ods, secret = org
     body = _delivery()
-    headers = _signed(secret, body)
+    headers = signed(secret, body)
     with capture_logs() as logs:
         response = await client.post(f"/webhooks/{ods}", content=body, headers=headers)
     assert response.status_code == 202, response.text
@@ -127,9 +114,9 @@ async def test_bad_signatures_get_401_and_store_nothing(
     body = _delivery()
     headers = {
         "unsigned": {"content-type": "application/json"},
-        "wrong-secret": _signed("whsec_" + "QUJD" * 8, body),
-        "stale": _signed(secret, body, age_s=6 * 60),
-        "tampered": _signed(secret, body),
+        "wrong-secret": signed("whsec_" + "QUJD" * 8, body),
+        "stale": signed(secret, body, age_s=6 * 60),
+        "tampered": signed(secret, body),
     }[fault]
     sent = body.replace(b"rota-1", b"rota-2") if fault == "tampered" else body
     response = await client.post(f"/webhooks/{ods}", content=sent, headers=headers)
@@ -144,7 +131,7 @@ async def test_repeated_webhook_id_returns_the_first_answer_and_stores_once(
     """A retried delivery (same webhook-id) gets the same answer; one session exists."""
     ods, secret = org
     body = _delivery()
-    headers = _signed(secret, body, msg_id="msg_retry_1")
+    headers = signed(secret, body, msg_id="msg_retry_1")
     first = await client.post(f"/webhooks/{ods}", content=body, headers=headers)
     again = await client.post(f"/webhooks/{ods}", content=body, headers=headers)
     assert (first.status_code, first.json()) == (again.status_code, again.json())
@@ -157,7 +144,7 @@ async def test_malformed_json_is_422_problem(
     """Not JSON at all: 422 problem+json."""
     ods, secret = org
     body = b'{"type": "session.posted", '
-    response = await client.post(f"/webhooks/{ods}", content=body, headers=_signed(secret, body))
+    response = await client.post(f"/webhooks/{ods}", content=body, headers=signed(secret, body))
     assert response.status_code == 422
     assert response.json()["status"] == 422
 
@@ -168,13 +155,13 @@ async def test_invalid_fields_are_named(
     """Each bad field is named with the rule it broke; nothing is stored."""
     ods, secret = org
     body = _delivery(role="wizard", starts_at="yesterday")
-    response = await client.post(f"/webhooks/{ods}", content=body, headers=_signed(secret, body))
+    response = await client.post(f"/webhooks/{ods}", content=body, headers=signed(secret, body))
     assert response.status_code == 422
     fields = {e["field"] for e in response.json()["errors"]}
     assert {"data.role", "data.starts_at"} <= fields
     past = datetime.now(UTC) - timedelta(days=1)
     body = _delivery(starts_at=past.isoformat(), ends_at=(past - timedelta(hours=1)).isoformat())
-    response = await client.post(f"/webhooks/{ods}", content=body, headers=_signed(secret, body))
+    response = await client.post(f"/webhooks/{ods}", content=body, headers=signed(secret, body))
     assert response.status_code == 422
     messages = {e["field"]: e["message"] for e in response.json()["errors"]}
     assert "after starts_at" in messages["data.ends_at"]
@@ -186,7 +173,7 @@ async def test_unknown_organisation_is_401(client: httpx.AsyncClient) -> None:
     """An ODS code nobody registered looks exactly like a bad signature."""
     body = _delivery()
     response = await client.post(
-        "/webhooks/Z99999", content=body, headers=_signed("whsec_" + "QUJD" * 8, body)
+        "/webhooks/Z99999", content=body, headers=signed("whsec_" + "QUJD" * 8, body)
     )
     assert response.status_code == 401
 
@@ -202,5 +189,5 @@ async def test_deactivated_organisation_is_403(
     finally:
         await conn.close()
     body = _delivery()
-    response = await client.post(f"/webhooks/{ods}", content=body, headers=_signed(secret, body))
+    response = await client.post(f"/webhooks/{ods}", content=body, headers=signed(secret, body))
     assert response.status_code == 403
