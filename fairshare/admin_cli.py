@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, TypeVar
 
-import asyncpg
 import typer
 from rich.table import Table
 
@@ -53,7 +52,7 @@ def _run(data_dir: DataDir, schema: str, work: Callable[[Conn], Awaitable[T]]) -
 
     try:
         return asyncio.run(_go())
-    except (AdminError, asyncpg.UniqueViolationError) as exc:
+    except AdminError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None
 

@@ -6,6 +6,8 @@ import base64
 import secrets
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
+
 from services.vacancies import callback_store, repository
 from services.vacancies.domain import Organisation
 from services.vacancies.http import hash_api_key
@@ -34,9 +36,13 @@ async def add_organisation(conn: Conn, organisation: Organisation) -> tuple[str,
             msg = f"PCN {organisation.pcn} is not registered; add it first"
             raise AdminError(msg)
     secret, key = new_webhook_secret(), new_api_key()
-    await repository.insert_organisation(
-        conn, organisation, secret=secret, api_key_hash=hash_api_key(key)
-    )
+    try:
+        await repository.insert_organisation(
+            conn, organisation, secret=secret, api_key_hash=hash_api_key(key)
+        )
+    except asyncpg.UniqueViolationError as exc:
+        msg = f"organisation {organisation.ods_code} is already registered"
+        raise AdminError(msg) from exc
     return secret, key
 
 
