@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, TypeVar
@@ -18,8 +19,9 @@ import typer
 from rich.table import Table
 
 from fairshare.cli import DEFAULT_DATA_DIR, DataDir, console, database_url
+from services.bank.domain import Clinician
 from services.vacancies.settings import VacanciesSettings
-from shared.catalogue import ODS_PATTERN, REGION_PATTERN, Profession, Sector, Skill
+from shared.catalogue import ODS_PATTERN, REGION_PATTERN, Employment, Profession, Sector, Skill
 from shared.db.pool import connect
 from shared.db.types import Conn
 
@@ -40,6 +42,7 @@ def _check(value: str, pattern: str, what: str) -> str:
 
 def _run(data_dir: DataDir, schema: str, work: Callable[[Conn], Awaitable[T]]) -> T:
     """Run ``work`` in one transaction on ``schema``; admin errors exit with their message."""
+    from services.bank.admin import AdminError as BankError  # noqa: PLC0415
     from services.vacancies.admin import AdminError  # noqa: PLC0415
 
     async def _go() -> T:
@@ -52,7 +55,7 @@ def _run(data_dir: DataDir, schema: str, work: Callable[[Conn], Awaitable[T]]) -
 
     try:
         return asyncio.run(_go())
-    except AdminError as exc:
+    except (AdminError, BankError) as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None
 
@@ -196,37 +199,150 @@ def callbacks_replay(
     console.print(f"Callback {callback_id} will be sent again now.")
 
 
+def _clinician(
+    *,
+    name: str,
+    profession: Profession,
+    home_sector: Sector,
+    region: str,
+    skills: list[Skill] | None,
+    register: str | None,
+    register_number: str | None,
+    home_org: str | None,
+    employment: Employment,
+    lat: float,
+    lon: float,
+    travel_km: float,
+    email: str | None,
+    phone: str | None,
+) -> Clinician:
+    _check(region, REGION_PATTERN, "Region code")
+    if home_org:
+        _check(home_org, ODS_PATTERN, "Home organisation")
+    return Clinician(
+        id=uuid.uuid4(),
+        display_name=name,
+        profession=profession,
+        home_sector=home_sector,
+        region=region,
+        skills=frozenset(skills or []),
+        email=email,
+        phone=phone,
+        register=register,
+        register_number=register_number.strip().upper() if register_number else None,
+        home_organisation=home_org,
+        employment=employment,
+        latitude=lat,
+        longitude=lon,
+        travel_km=travel_km,
+    )
+
+
+Name = Annotated[str, typer.Option(help="Name shown to the clinician (kept in the bank).")]
+Prof = Annotated[Profession, typer.Option(help="Profession.")]
+Home = Annotated[Sector, typer.Option(help="Sector they normally work in.")]
+Region = Annotated[str, typer.Option(help="ICB code of their region, e.g. QOP.")]
+Skills = Annotated[list[Skill] | None, typer.Option("--skill", help="A skill; repeat for several.")]
+Reg = Annotated[str | None, typer.Option(help="Register: GMC, NMC, GPhC, GDC, GOC or HCPC.")]
+RegNo = Annotated[str | None, typer.Option(help="Register number (format checked).")]
+HomeOrg = Annotated[str | None, typer.Option(help="ODS code of their employer, if any.")]
+Emp = Annotated[Employment, typer.Option(help="employed, locum or bank_only.")]
+Lat = Annotated[float, typer.Option(min=49, max=61, help="Latitude of their base.")]
+Lon = Annotated[float, typer.Option(min=-9, max=2, help="Longitude of their base.")]
+Travel = Annotated[float, typer.Option(min=1, max=200, help="How far they will travel, km.")]
+Email = Annotated[str | None, typer.Option(help="E-mail (kept in the bank only).")]
+Phone = Annotated[str | None, typer.Option(help="Phone (kept in the bank only).")]
+
+
 @clinician_app.command("add")
 def clinician_add(
-    name: Annotated[str, typer.Option(help="Name shown to the clinician (kept in the bank).")],
-    profession: Annotated[Profession, typer.Option(help="Profession.")],
-    home_sector: Annotated[Sector, typer.Option(help="Sector they normally work in.")],
-    region: Annotated[str, typer.Option(help="ICB code of their region, e.g. QOP.")],
-    skill: Annotated[
-        list[Skill] | None, typer.Option(help="A skill they hold; repeat for several.")
-    ] = None,
+    name: Name,
+    profession: Prof,
+    home_sector: Home,
+    region: Region,
+    skill: Skills = None,
+    register: Reg = None,
+    register_number: RegNo = None,
+    home_org: HomeOrg = None,
+    employment: Emp = Employment.BANK_ONLY,
+    lat: Lat = 53.48,
+    lon: Lon = -2.24,
+    travel_km: Travel = 30,
+    email: Email = None,
+    phone: Phone = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
-    """Register a clinician and print their id and sign-in token."""
+    """Register a clinician and print an API sign-in token (for scripts and tests)."""
     from services.bank import SCHEMA  # noqa: PLC0415
     from services.bank.admin import add_clinician  # noqa: PLC0415
 
-    _check(region, REGION_PATTERN, "Region code")
-
-    async def work(conn: Conn) -> tuple[str, str]:
-        clinician, token = await add_clinician(
-            conn,
-            display_name=name,
-            profession=profession,
-            home_sector=home_sector,
-            region=region,
-            skills=frozenset(skill or []),
-        )
-        return str(clinician.id), token
-
-    clinician_id, token = _run(data_dir, SCHEMA, work)
-    console.print(f"Registered clinician {clinician_id}. Sign-in token (shown once):")
+    clinician = _clinician(
+        name=name,
+        profession=profession,
+        home_sector=home_sector,
+        region=region,
+        skills=skill,
+        register=register,
+        register_number=register_number,
+        home_org=home_org,
+        employment=employment,
+        lat=lat,
+        lon=lon,
+        travel_km=travel_km,
+        email=email,
+        phone=phone,
+    )
+    token = _run(data_dir, SCHEMA, lambda conn: add_clinician(conn, clinician))
+    console.print(f"Registered clinician {clinician.id}. Sign-in token (shown once):")
     print(token)
+
+
+@clinician_app.command("invite")
+def clinician_invite(
+    name: Name,
+    profession: Prof,
+    home_sector: Home,
+    region: Region,
+    skill: Skills = None,
+    register: Reg = None,
+    register_number: RegNo = None,
+    home_org: HomeOrg = None,
+    employment: Emp = Employment.BANK_ONLY,
+    lat: Lat = 53.48,
+    lon: Lon = -2.24,
+    travel_km: Travel = 30,
+    email: Email = None,
+    phone: Phone = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Register a clinician and print a one-time code to sign in to the app (3 days)."""
+    from services.bank import SCHEMA  # noqa: PLC0415
+    from services.bank.admin import invite, register_clinician  # noqa: PLC0415
+
+    clinician = _clinician(
+        name=name,
+        profession=profession,
+        home_sector=home_sector,
+        region=region,
+        skills=skill,
+        register=register,
+        register_number=register_number,
+        home_org=home_org,
+        employment=employment,
+        lat=lat,
+        lon=lon,
+        travel_km=travel_km,
+        email=email,
+        phone=phone,
+    )
+
+    async def work(conn: Conn) -> str:
+        await register_clinician(conn, clinician)
+        return await invite(conn, clinician.id)
+
+    code = _run(data_dir, SCHEMA, work)
+    console.print(f"Invited clinician {clinician.id}. One-time sign-in code (valid 3 days):")
+    print(f"invite code: {code}")
 
 
 @sessions_app.command("list")

@@ -37,6 +37,10 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     "session.cancelled": ("matching", "bank"),
     "session.unfilled": ("matching",),
     "booking.cancelled": ("vacancies", "matching"),
+    "availability.withdrawn": ("matching",),
+    "offer.declined": ("matching",),
+    # Permanent moves: the matching engine's ledger will count them (issue 5).
+    "clinician.transferred": (),
 }
 _SCHEMAS = "#/components/schemas/"
 _DEAD_LETTER_MESSAGE = "DeadLetter"

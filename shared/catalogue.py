@@ -139,3 +139,11 @@ class Urgency(StrEnum):
 
     ROUTINE = "routine"
     URGENT = "urgent"
+
+
+class Employment(StrEnum):
+    """How a clinician works: for an employer, as a locum, or only through the bank."""
+
+    EMPLOYED = "employed"
+    LOCUM = "locum"
+    BANK_ONLY = "bank_only"

@@ -17,6 +17,7 @@ def session_posted(starts_at: datetime | None = None, **override: Any) -> Sessio
         "session_id": uuid.uuid4(),
         "organisation": "A81001",
         "posted_by": "A81001",
+        "site_name": "Hilltop Surgery",
         "sector": Sector.GENERAL_PRACTICE,
         "role": Role.GP,
         "skills": [],

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from shared.catalogue import Profession, Sector, Skill
+from shared.catalogue import Employment, Profession, Sector, Skill
 
 
 class OfferStatus(StrEnum):
@@ -23,11 +24,13 @@ class OfferStatus(StrEnum):
     REFUSED = "refused"
     WITHDRAWN = "withdrawn"
     CANCELLED = "cancelled"
+    DECLINED = "declined"
+    CANCELLED_BY_ME = "cancelled_by_me"
 
 
 @dataclass(frozen=True, slots=True)
 class Clinician:
-    """A member of the bank, as the bank's own services see them."""
+    """A member of the bank. Name, e-mail and phone never leave the bank."""
 
     id: uuid.UUID
     display_name: str
@@ -35,6 +38,18 @@ class Clinician:
     home_sector: Sector
     region: str
     skills: frozenset[Skill] = frozenset()
+    email: str | None = None
+    phone: str | None = None
+    register: str | None = None
+    register_number: str | None = None
+    home_organisation: str | None = None
+    employment: Employment = Employment.BANK_ONLY
+    latitude: float = 53.48
+    longitude: float = -2.24
+    travel_km: float = 30.0
+    wtr_opt_out: bool = False
+    self_employed: bool = False
+    late_cancellations: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +61,7 @@ class Offer:
     clinician_id: uuid.UUID
     status: OfferStatus
     expires_at: datetime
+    starts_at: datetime | None = None
 
 
 class OfferRefused(Exception):  # noqa: N818 - a refusal, not a crash
@@ -71,6 +87,35 @@ def check_acceptance(offer: Offer | None, *, clinician_id: uuid.UUID, now: datet
     return offer
 
 
+LATE_CANCELLATION = timedelta(hours=48)
+INVITE_TTL = timedelta(days=3)
+SESSION_TTL = timedelta(days=30)
+
+
+def is_late(starts_at: datetime, *, now: datetime) -> bool:
+    """Cancelling within 48 hours of the start is late, and counted."""
+    return starts_at.astimezone(UTC) - now.astimezone(UTC) < LATE_CANCELLATION
+
+
+def check_cancellation(offer: Offer | None, *, clinician_id: uuid.UUID, now: datetime) -> Offer:
+    """The booking if the clinician may cancel it now; OfferRefused says why not."""
+    if offer is None or offer.clinician_id != clinician_id:
+        raise OfferRefused(404, "No such booking for you.")
+    if offer.status not in (OfferStatus.ACCEPTED, OfferStatus.BOOKED):
+        raise OfferRefused(409, f"This is not a booking you hold (it is {offer.status.value}).")
+    if offer.starts_at is not None and offer.starts_at <= now:
+        raise OfferRefused(409, "This session has already started; contact the practice.")
+    return offer
+
+
+def transferred(before: Clinician, after: Clinician) -> bool:
+    """A change of home sector or employer is a permanent move the ICB must see."""
+    return (before.home_sector, before.home_organisation) != (
+        after.home_sector,
+        after.home_organisation,
+    )
+
+
 def check_window(starts_at: datetime, ends_at: datetime, *, now: datetime) -> list[str]:
     """Problems with an availability window, as ``field: message`` pairs."""
     problems = []
@@ -89,3 +134,11 @@ def new_token() -> str:
 def hash_token(token: str) -> str:
     """The stored form of a token; SHA-256 suffices for 256-bit random tokens."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in kilometres (straight line: no road map offline)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6371.0 * math.asin(math.sqrt(a))

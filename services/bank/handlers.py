@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from services.bank import repository
-from services.bank.domain import OfferStatus
+from services.bank.domain import OfferStatus, distance_km
+from services.bank.live import OFFERS_CHANNEL
 from shared.db.types import Conn
 from shared.events import (
     Envelope,
@@ -19,9 +20,10 @@ from shared.messaging.consumer import Handler
 
 
 async def on_session_offered(conn: Conn, envelope: Envelope[Any]) -> None:
-    """Show a new offer to its clinician."""
+    """Show a new offer to its clinician, with how far it is from their base."""
     data: SessionOffered = envelope.data
-    if not await repository.clinician_exists(conn, data.clinician_id):
+    clinician = await repository.clinician(conn, data.clinician_id)
+    if clinician is None:
         return  # an offer to someone this bank doesn't hold: nothing to show
     await repository.insert_offer(
         conn,
@@ -36,8 +38,19 @@ async def on_session_offered(conn: Conn, envelope: Envelope[Any]) -> None:
             "ends_at": data.ends_at,
             "expires_at": data.expires_at,
             "reasons": data.reasons,
+            "site_name": data.site_name,
+            "latitude": data.latitude,
+            "longitude": data.longitude,
+            "distance_km": round(
+                distance_km(clinician.latitude, clinician.longitude, data.latitude, data.longitude),
+                1,
+            ),
+            "rate_pence_per_hour": data.rate_pence_per_hour,
+            "urgency": data.urgency.value,
         },
     )
+    # Wakes the clinician's open app (after commit, which is exactly when it may look).
+    await conn.execute("SELECT pg_notify($1, $2)", OFFERS_CHANNEL, str(data.clinician_id))
 
 
 async def on_session_filled(conn: Conn, envelope: Envelope[Any]) -> None:

@@ -1,19 +1,20 @@
 """The matching core: who may be offered which session, and in what order. No I/O.
 
 The foundation's rule set is deliberately simple and correct: a profession that may
-fill the role, every skill asked for, available for the whole session, not already
-committed at that time, never the same clinician twice for one session; home-sector
-clinicians are preferred.
+fill the role, every skill asked for, available for the whole session, within
+travel distance, not already committed at that time, never the same clinician twice
+for one session; home-sector clinicians are preferred.
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shared.catalogue import Profession, Role, Sector, Skill, may_fill
+from shared.catalogue import Profession, Role, Sector, Skill, Urgency, may_fill
 
 OFFER_TTL = timedelta(hours=2)
 
@@ -29,6 +30,11 @@ class OpenSession:
     starts_at: datetime
     ends_at: datetime
     skills: frozenset[Skill] = frozenset()
+    site_name: str = ""
+    latitude: float = 0.0
+    longitude: float = 0.0
+    rate_pence_per_hour: int | None = None
+    urgency: Urgency = Urgency.ROUTINE
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +47,9 @@ class Window:
     starts_at: datetime
     ends_at: datetime
     skills: frozenset[Skill] = frozenset()
+    latitude: float = 0.0
+    longitude: float = 0.0
+    travel_km: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +69,25 @@ class Proposal:
     clinician_id: uuid.UUID
     home_sector: Sector
     reasons: tuple[str, ...]
+    distance_km: float = 0.0
 
 
 def overlaps(a_start: datetime, a_end: datetime, b_start: datetime, b_end: datetime) -> bool:
     """Whether two half-open intervals share any instant."""
     return a_start < b_end and b_start < a_end
+
+
+def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in kilometres (haversine; road distance needs a map we lack)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6371.0 * math.asin(math.sqrt(a))
+
+
+def reach(session: OpenSession, window: Window) -> float:
+    """How far the session is from the clinician's base."""
+    return distance_km(session.latitude, session.longitude, window.latitude, window.longitude)
 
 
 def offer_expiry(now: datetime, starts_at: datetime) -> datetime:
@@ -77,6 +100,8 @@ def _reasons(session: OpenSession, window: Window) -> tuple[str, ...]:
         f"As a {window.profession.value.replace('_', ' ')} you may fill a"
         f" {session.role.value.replace('_', ' ')} session.",
         "You are free for the whole session.",
+        f"It is {reach(session, window):.0f} km from your base, within your"
+        f" {window.travel_km:.0f} km.",
     ]
     if window.home_sector is session.sector:
         reasons.append("It is in your home sector.")
@@ -95,7 +120,8 @@ def plan_offers(
     """Propose at most one offer per session, never two overlapping ones per clinician.
 
     Eligible: the profession may fill the role, the clinician holds every skill asked
-    for, is free for the whole session, and is not already committed then.
+    for, is free for the whole session, the session is within their travel distance,
+    and they are not already committed then.
 
     Sessions are taken soonest first; for each, an eligible home-sector clinician is
     preferred over one from another sector, then the lowest id (to be deterministic).
@@ -113,6 +139,7 @@ def plan_offers(
             and session.skills <= w.skills
             and w.starts_at <= session.starts_at
             and w.ends_at >= session.ends_at
+            and reach(session, w) <= w.travel_km
             and (session.id, w.clinician_id) not in already_tried
             and not any(
                 overlaps(s, e, session.starts_at, session.ends_at)
@@ -131,6 +158,7 @@ def plan_offers(
                 clinician_id=best.clinician_id,
                 home_sector=best.home_sector,
                 reasons=_reasons(session, best),
+                distance_km=reach(session, best),
             )
         )
     return proposals

@@ -13,8 +13,10 @@ from services.matching.domain import Window
 from shared.db.types import Conn
 from shared.events import (
     AvailabilityOffered,
+    AvailabilityWithdrawn,
     BookingCancelled,
     Envelope,
+    OfferDeclined,
     SessionAmended,
     SessionPosted,
 )
@@ -42,6 +44,9 @@ def handlers(emitter: Emitter) -> dict[str, Handler]:
             starts_at=data.starts_at,
             ends_at=data.ends_at,
             skills=frozenset(data.skills),
+            latitude=data.latitude,
+            longitude=data.longitude,
+            travel_km=data.travel_km,
         )
         await repository.insert_window(
             conn, region=envelope.region, availability_id=data.availability_id, window=window
@@ -70,7 +75,22 @@ def handlers(emitter: Emitter) -> dict[str, Handler]:
         if await repository.cancel_booking(conn, data.offer_id, data.clinician_id):
             await planning.replan(conn, region=envelope.region, emitter=emitter, cause=envelope)
 
+    async def on_availability_withdrawn(conn: Conn, envelope: Envelope[Any]) -> None:
+        """Time taken back: its unanswered offers go to someone else."""
+        data: AvailabilityWithdrawn = envelope.data
+        span = await repository.withdraw_window(conn, data.availability_id, data.clinician_id)
+        if span and await repository.withdraw_offers_within(conn, data.clinician_id, *span):
+            await planning.replan(conn, region=envelope.region, emitter=emitter, cause=envelope)
+
+    async def on_offer_declined(conn: Conn, envelope: Envelope[Any]) -> None:
+        """No thank you: cascade to the next eligible clinician."""
+        data: OfferDeclined = envelope.data
+        if await repository.decline(conn, data.offer_id, data.clinician_id):
+            await planning.replan(conn, region=envelope.region, emitter=emitter, cause=envelope)
+
     return {
+        "availability.withdrawn": on_availability_withdrawn,
+        "offer.declined": on_offer_declined,
         "session.posted": on_session_posted,
         "session.amended": on_session_amended,
         "session.cancelled": on_session_closed,

@@ -9,7 +9,7 @@ from datetime import datetime
 import asyncpg
 
 from services.matching.domain import Commitment, OpenSession, Proposal, Window
-from shared.catalogue import Profession, Role, Sector, Skill
+from shared.catalogue import Profession, Role, Sector, Skill, Urgency
 from shared.db.types import Conn
 from shared.events import SessionAmended, SessionPosted
 
@@ -22,9 +22,10 @@ async def lock_region(conn: Conn, region: str) -> None:
 async def insert_session(conn: Conn, region: str, data: SessionPosted | SessionAmended) -> None:
     """Remember a posted session as open."""
     await conn.execute(
-        "INSERT INTO sessions"
-        " (id, region, organisation, sector, role, skills, starts_at, ends_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO sessions (id, region, organisation, sector, role, skills, starts_at,"
+        " ends_at, site_name, latitude, longitude, rate_pence_per_hour, urgency)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        " ON CONFLICT (id) DO NOTHING",
         data.session_id,
         region,
         data.organisation,
@@ -33,6 +34,11 @@ async def insert_session(conn: Conn, region: str, data: SessionPosted | SessionA
         [k.value for k in data.skills],
         data.starts_at,
         data.ends_at,
+        data.site_name,
+        data.latitude,
+        data.longitude,
+        data.rate_pence_per_hour,
+        data.urgency.value,
     )
 
 
@@ -41,9 +47,9 @@ async def insert_window(
 ) -> None:
     """Remember a clinician's offered window."""
     await conn.execute(
-        "INSERT INTO availability"
-        " (id, clinician_id, region, profession, home_sector, starts_at, ends_at, skills)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO availability (id, clinician_id, region, profession, home_sector,"
+        " starts_at, ends_at, skills, latitude, longitude, travel_km)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING",
         availability_id,
         window.clinician_id,
         region,
@@ -52,6 +58,9 @@ async def insert_window(
         window.starts_at,
         window.ends_at,
         [k.value for k in window.skills],
+        window.latitude,
+        window.longitude,
+        window.travel_km,
     )
 
 
@@ -74,6 +83,11 @@ async def sessions_needing_offer(conn: Conn, region: str, now: datetime) -> list
             starts_at=r["starts_at"],
             ends_at=r["ends_at"],
             skills=frozenset(Skill(k) for k in r["skills"]),
+            site_name=r["site_name"],
+            latitude=r["latitude"],
+            longitude=r["longitude"],
+            rate_pence_per_hour=r["rate_pence_per_hour"],
+            urgency=Urgency(r["urgency"]),
         )
         for r in rows
     ]
@@ -82,7 +96,9 @@ async def sessions_needing_offer(conn: Conn, region: str, now: datetime) -> list
 async def windows(conn: Conn, region: str, now: datetime) -> list[Window]:
     """The region's windows that have not ended."""
     rows = await conn.fetch(
-        "SELECT * FROM availability WHERE region = $1 AND ends_at > $2", region, now
+        "SELECT * FROM availability WHERE region = $1 AND ends_at > $2 AND NOT withdrawn",
+        region,
+        now,
     )
     return [
         Window(
@@ -92,6 +108,9 @@ async def windows(conn: Conn, region: str, now: datetime) -> list[Window]:
             starts_at=r["starts_at"],
             ends_at=r["ends_at"],
             skills=frozenset(Skill(k) for k in r["skills"]),
+            latitude=r["latitude"],
+            longitude=r["longitude"],
+            travel_km=r["travel_km"],
         )
         for r in rows
     ]
@@ -199,7 +218,8 @@ async def update_session(conn: Conn, region: str, data: SessionPosted | SessionA
     old = (row["starts_at"], row["ends_at"], row["role"], sorted(row["skills"]))
     await conn.execute(
         "UPDATE sessions SET starts_at = $2, ends_at = $3, role = $4, skills = $5,"
-        " organisation = $6, sector = $7 WHERE id = $1",
+        " organisation = $6, sector = $7, site_name = $8, latitude = $9, longitude = $10,"
+        " rate_pence_per_hour = $11, urgency = $12 WHERE id = $1",
         data.session_id,
         data.starts_at,
         data.ends_at,
@@ -207,6 +227,11 @@ async def update_session(conn: Conn, region: str, data: SessionPosted | SessionA
         [k.value for k in data.skills],
         data.organisation,
         data.sector.value,
+        data.site_name,
+        data.latitude,
+        data.longitude,
+        data.rate_pence_per_hour,
+        data.urgency.value,
     )
     return new != old or row["organisation"] != data.organisation
 
@@ -234,3 +259,41 @@ async def cancel_booking(conn: Conn, offer_id: uuid.UUID, clinician_id: uuid.UUI
     await conn.execute("UPDATE offers SET status = 'cancelled' WHERE id = $1", offer_id)
     await conn.execute("UPDATE sessions SET status = 'open' WHERE id = $1", deleted)
     return True
+
+
+async def withdraw_window(
+    conn: Conn, availability_id: uuid.UUID, clinician_id: uuid.UUID
+) -> tuple[datetime, datetime] | None:
+    """Take a window out of planning; return its span, or None if unknown."""
+    row = await conn.fetchrow(
+        "UPDATE availability SET withdrawn = true WHERE id = $1 AND clinician_id = $2"
+        " RETURNING starts_at, ends_at",
+        availability_id,
+        clinician_id,
+    )
+    return (row["starts_at"], row["ends_at"]) if row else None
+
+
+async def withdraw_offers_within(
+    conn: Conn, clinician_id: uuid.UUID, starts_at: datetime, ends_at: datetime
+) -> int:
+    """Withdraw the clinician's unanswered offers inside a window they took back."""
+    result: str = await conn.execute(
+        "UPDATE offers SET status = 'withdrawn' WHERE clinician_id = $1 AND status = 'offered'"
+        " AND starts_at >= $2 AND ends_at <= $3",
+        clinician_id,
+        starts_at,
+        ends_at,
+    )
+    return int(result.rsplit(maxsplit=1)[-1])
+
+
+async def decline(conn: Conn, offer_id: uuid.UUID, clinician_id: uuid.UUID) -> bool:
+    """Record a declined offer (so it is not made again); True if it was open."""
+    result: str = await conn.execute(
+        "UPDATE offers SET status = 'declined' WHERE id = $1 AND clinician_id = $2"
+        " AND status = 'offered'",
+        offer_id,
+        clinician_id,
+    )
+    return result.endswith(" 1")

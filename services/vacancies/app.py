@@ -10,9 +10,9 @@ from fastapi import FastAPI
 from pydantic import TypeAdapter
 
 from services.vacancies import SCHEMA, SERVICE, handlers, http, intake, sweeps
-from services.vacancies.ratelimit import RateLimiter
 from services.vacancies.settings import VacanciesSettings
 from shared.http.app import service_app
+from shared.http.ratelimit import RateLimiter
 from shared.http.server import serve
 from shared.logging import configure_logging
 from shared.runtime import Runtime

@@ -13,16 +13,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from services.vacancies import intake, repository
 from services.vacancies.domain import Organisation, SessionStatus
-from services.vacancies.ratelimit import RateLimiter, retry_after_header
 from shared.catalogue import ODS_PATTERN
 from shared.http.problems import PROBLEM_JSON, Problem, problem_response
+from shared.http.ratelimit import RateLimiter, retry_after_header
 from shared.runtime import Runtime
+from shared.validation import Instant
 
 router = APIRouter()
 OdsPath = Annotated[str, Path(pattern=ODS_PATTERN, description="Your ODS code.")]
@@ -69,6 +70,10 @@ def _verify(raw: bytes, headers: dict[str, str], secrets: list[str]) -> None:
             Webhook(secret).verify(raw, headers, json_parse=False)
         except WebhookVerificationError as exc:
             failure = str(exc)
+        except (ValueError, UnicodeDecodeError):
+            # The library raises these for a malformed signature header or a body that is
+            # not UTF-8 text: neither can carry a valid signature.
+            failure = "malformed signature header or body"
         else:
             return
     raise Problem(401, f"Signature could not be verified: {failure}.")
@@ -85,8 +90,14 @@ def _verify(raw: bytes, headers: dict[str, str], secrets: list[str]) -> None:
         }
     },
     responses={
-        200: {"description": "Amended, unchanged or cancelled; or a batch's per-session results."},
-        202: {"description": "A new session was stored and published."},
+        200: {
+            "description": "Amended, unchanged or cancelled; or a batch's per-session results.",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        202: {
+            "description": "A new session was stored and published.",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
         401: {
             "description": "Unknown organisation, or missing, wrong or stale signature.",
             **_PROBLEM,
@@ -230,10 +241,10 @@ async def list_sessions(
     me: Reader,
     status: Annotated[SessionStatus | None, Query(description="Only this status.")] = None,
     starts_from: Annotated[
-        AwareDatetime | None, Query(alias="from", description="Starting at or after.")
+        Instant | None, Query(alias="from", description="Starting at or after.")
     ] = None,
     starts_before: Annotated[
-        AwareDatetime | None, Query(alias="to", description="Starting before.")
+        Instant | None, Query(alias="to", description="Starting before.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many.")] = 500,
 ) -> list[SessionOut]:

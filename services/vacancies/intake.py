@@ -38,6 +38,7 @@ from shared.db.types import Conn
 from shared.events import SessionAmended, SessionCancelled, SessionPosted
 from shared.http.problems import field_errors
 from shared.messaging.emitter import Emitter
+from shared.validation import Instant, Text
 
 MAX_BATCH = 500
 
@@ -47,7 +48,7 @@ class SessionIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    external_id: str = Field(
+    external_id: Text = Field(
         min_length=1, max_length=200, description="Your own id; posting it again amends."
     )
     site: OdsCode | None = Field(
@@ -57,13 +58,13 @@ class SessionIn(BaseModel):
     )
     role: Role = Field(description="Role the session needs, from the role catalogue.")
     skills: list[Skill] = Field(default_factory=list, max_length=10, description="Skills needed.")
-    starts_at: AwareDatetime = Field(description="Start, ISO 8601 with UTC offset.")
-    ends_at: AwareDatetime = Field(description="End, ISO 8601 with UTC offset; at most 13 h on.")
+    starts_at: Instant = Field(description="Start, ISO 8601 with UTC offset.")
+    ends_at: Instant = Field(description="End, ISO 8601 with UTC offset; at most 13 h on.")
     rate_pence_per_hour: int | None = Field(
         default=None, ge=0, le=100_000, description="Offered pay, pence per hour."
     )
     urgency: Urgency = Field(default=Urgency.ROUTINE, description="How soon it must be filled.")
-    notes: str | None = Field(
+    notes: Text | None = Field(
         default=None, max_length=2000, description="Free text for the clinician."
     )
 
@@ -87,8 +88,8 @@ class CancelIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    external_id: str = Field(min_length=1, max_length=200, description="Your id of the session.")
-    reason: str | None = Field(
+    external_id: Text = Field(min_length=1, max_length=200, description="Your id of the session.")
+    reason: Text | None = Field(
         default=None, max_length=500, description="Why; required if a clinician is booked."
     )
 
@@ -269,6 +270,7 @@ class Intake:
             "session_id": session.id,
             "organisation": site.ods_code,
             "posted_by": self.poster.ods_code,
+            "site_name": site.name,
             "sector": site.sector,
             "role": d.role,
             "skills": sorted(d.skills),
@@ -367,7 +369,9 @@ async def _batch(intake: Intake, items: list[dict[str, Any]]) -> dict[str, Any]:
             session = SessionIn.model_validate(raw)
         except ValidationError as exc:
             errors = [{**e, "field": f"{prefix}.{e['field']}"} for e in field_errors(exc)]
-            external = raw.get("external_id") if isinstance(raw.get("external_id"), str) else None
+            given = raw.get("external_id")
+            # Echoed back, so it must be storable in the receipt (no NUL).
+            external = given.replace("\x00", "\ufffd") if isinstance(given, str) else None
             result = ItemResult(external_id=external, outcome=Outcome.REJECTED, errors=errors)
         else:
             # A savepoint per session: a refusal inside one never undoes the others.

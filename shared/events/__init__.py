@@ -2,8 +2,11 @@
 
 from shared.events.contracts import (
     AvailabilityOffered,
+    AvailabilityWithdrawn,
     BookingCancelled,
+    ClinicianTransferred,
     OfferAccepted,
+    OfferDeclined,
     OfferRefused,
     SessionAmended,
     SessionCancelled,
@@ -18,10 +21,13 @@ from shared.events.registry import EVENTS, EventSpec, dead_letter_topic, spec_fo
 __all__ = [
     "EVENTS",
     "AvailabilityOffered",
+    "AvailabilityWithdrawn",
     "BookingCancelled",
+    "ClinicianTransferred",
     "Envelope",
     "EventSpec",
     "OfferAccepted",
+    "OfferDeclined",
     "OfferRefused",
     "SessionAmended",
     "SessionCancelled",

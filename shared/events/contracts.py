@@ -10,7 +10,7 @@ import uuid
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from shared.catalogue import OdsCode, Profession, Role, Sector, Skill, Urgency
+from shared.catalogue import Employment, OdsCode, Profession, Role, Sector, Skill, Urgency
 
 
 class _EventData(BaseModel):
@@ -37,6 +37,7 @@ class _SessionState(_Timed):
     posted_by: OdsCode = Field(
         description="ODS code of the organisation that posted it (a PCN may post for a member)."
     )
+    site_name: str = Field(description="Name of the organisation where it is worked.")
     sector: Sector = Field(description="Sector of the organisation where it is worked.")
     role: Role = Field(description="Role the session needs; the catalogue says who may fill it.")
     skills: list[Skill] = Field(description="Skills the clinician must hold, possibly none.")
@@ -101,6 +102,14 @@ class AvailabilityOffered(_Timed):
     profession: Profession = Field(description="The clinician's profession.")
     home_sector: Sector = Field(description="Sector the clinician normally works in.")
     skills: list[Skill] = Field(description="Skills the clinician holds.")
+    latitude: float = Field(ge=-90, le=90, description="The clinician's base (WGS84), coarse.")
+    longitude: float = Field(ge=-180, le=180, description="The clinician's base (WGS84), coarse.")
+    travel_km: float = Field(gt=0, le=500, description="How far they will travel, straight line.")
+    employment: Employment = Field(description="Employed, locum or bank only.")
+    wtr_opt_out: bool = Field(description="Opted out of the 48-hour week (Working Time Regs).")
+    self_employed: bool = Field(
+        description="Self-employed: fatigue limits are warnings they may override, not blocks."
+    )
 
 
 class SessionOffered(_Timed):
@@ -112,6 +121,11 @@ class SessionOffered(_Timed):
     organisation: OdsCode = Field(description="ODS code of the organisation where it is worked.")
     sector: Sector = Field(description="Sector of the session.")
     role: Role = Field(description="Role the session needs.")
+    site_name: str = Field(description="Name of the organisation where it is worked.")
+    latitude: float = Field(ge=-90, le=90, description="Where it is worked (WGS84).")
+    longitude: float = Field(ge=-180, le=180, description="Where it is worked (WGS84).")
+    rate_pence_per_hour: int | None = Field(ge=0, description="Offered pay, pence per hour.")
+    urgency: Urgency = Field(description="How soon the organisation needs it filled.")
     expires_at: AwareDatetime = Field(description="After this instant the offer can't be taken.")
     reasons: list[str] = Field(description="Plain-words reasons this clinician was chosen.")
 
@@ -131,6 +145,32 @@ class OfferRefused(_EventData):
     session_id: uuid.UUID = Field(description="The session it was for.")
     clinician_id: uuid.UUID = Field(description="Pseudonymous id of the clinician refused.")
     reason: str = Field(description="Why, in plain words, to show the clinician.")
+
+
+class AvailabilityWithdrawn(_EventData):
+    """A clinician took back a window of time they had offered (v1)."""
+
+    availability_id: uuid.UUID = Field(description="The window withdrawn.")
+    clinician_id: uuid.UUID = Field(description="Pseudonymous id of the clinician.")
+
+
+class OfferDeclined(_EventData):
+    """A clinician said no to an offer (v1); matching offers the session to someone else."""
+
+    offer_id: uuid.UUID = Field(description="The offer declined.")
+    session_id: uuid.UUID = Field(description="The session it was for.")
+    clinician_id: uuid.UUID = Field(description="Pseudonymous id of the clinician declining.")
+
+
+class ClinicianTransferred(_EventData):
+    """A clinician changed home sector or employer (v1): a permanent move the ICB counts."""
+
+    clinician_id: uuid.UUID = Field(description="Pseudonymous id of the clinician.")
+    profession: Profession = Field(description="Their profession.")
+    from_sector: Sector = Field(description="Home sector before the move.")
+    to_sector: Sector = Field(description="Home sector after the move.")
+    from_organisation: OdsCode | None = Field(description="Employer before, if any.")
+    to_organisation: OdsCode | None = Field(description="Employer after, if any.")
 
 
 class SessionFilled(_Timed):

@@ -13,8 +13,11 @@ from pydantic import BaseModel
 
 from shared.events.contracts import (
     AvailabilityOffered,
+    AvailabilityWithdrawn,
     BookingCancelled,
+    ClinicianTransferred,
     OfferAccepted,
+    OfferDeclined,
     OfferRefused,
     SessionAmended,
     SessionCancelled,
@@ -57,6 +60,21 @@ EVENTS: dict[str, EventSpec] = {
         EventSpec("session.offered", 1, SessionOffered, "matching", "A session was offered."),
         EventSpec("offer.accepted", 1, OfferAccepted, "bank", "A clinician accepted an offer."),
         EventSpec("session.filled", 1, SessionFilled, "matching", "A session was filled."),
+        EventSpec(
+            "availability.withdrawn",
+            1,
+            AvailabilityWithdrawn,
+            "bank",
+            "A clinician took time back.",
+        ),
+        EventSpec("offer.declined", 1, OfferDeclined, "bank", "A clinician declined an offer."),
+        EventSpec(
+            "clinician.transferred",
+            1,
+            ClinicianTransferred,
+            "bank",
+            "A clinician changed home sector or employer.",
+        ),
         EventSpec(
             "booking.cancelled", 1, BookingCancelled, "bank", "A clinician cancelled a booking."
         ),

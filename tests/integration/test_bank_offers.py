@@ -15,8 +15,9 @@ from fastapi import FastAPI
 from services.bank import SCHEMA
 from services.bank.admin import add_clinician
 from services.bank.app import create_app
+from services.bank.domain import Clinician
 from services.bank.settings import BankSettings
-from shared.catalogue import Profession, Role, Sector
+from shared.catalogue import Profession, Role, Sector, Urgency
 from shared.db.pool import connect
 from shared.events import (
     OfferRefused,
@@ -53,13 +54,14 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 async def _clinician(infra: Infra, region: str) -> tuple[uuid.UUID, dict[str, str]]:
     conn = await connect(infra.dsn, SCHEMA)
     try:
-        clinician, token = await add_clinician(
-            conn,
+        clinician = Clinician(
+            id=uuid.uuid4(),
             display_name="Sam Okafor",
             profession=Profession.PHARMACIST,
             home_sector=Sector.COMMUNITY_PHARMACY,
             region=region,
         )
+        token = await add_clinician(conn, clinician)
     finally:
         await conn.close()
     return clinician.id, {"Authorization": f"Bearer {token}"}
@@ -91,6 +93,11 @@ def _offered(clinician: uuid.UUID, *, expires_in: timedelta) -> SessionOffered:
         organisation="FVR79",
         sector=Sector.COMMUNITY_PHARMACY,
         role=Role.COMMUNITY_PHARMACIST,
+        site_name="Corner Pharmacy",
+        latitude=53.47,
+        longitude=-2.29,
+        rate_pence_per_hour=3500,
+        urgency=Urgency.ROUTINE,
         starts_at=start,
         ends_at=start + timedelta(hours=8),
         expires_at=datetime.now(UTC) + expires_in,
@@ -123,7 +130,7 @@ async def test_refusal_reaches_the_clinician(
     )
     shown = (await client.get(f"/api/offers/{offer.offer_id}", headers=auth)).json()
     assert shown["status"] == "refused"
-    assert "withdrawn" in shown["refusal"]
+    assert "withdrawn" in shown["note"]
 
 
 async def test_expired_offer_cannot_be_accepted(
@@ -234,7 +241,7 @@ async def test_cancelled_or_moved_session_is_shown_to_the_booked_clinician(
     )
     shown = (await client.get(f"/api/offers/{booked.offer_id}", headers=auth)).json()
     assert shown["status"] == "cancelled"
-    assert "closed for refit" in shown["refusal"]
+    assert "closed for refit" in shown["note"]
     assert (await client.get("/api/bookings", headers=auth)).json() == []
 
     moved = session_posted(

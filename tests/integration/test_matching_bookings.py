@@ -67,7 +67,13 @@ async def _offers(pool: asyncpg.Pool, region: str) -> list[asyncpg.Record]:
 async def _gp_window(conn: Conn, region: str, clinician: uuid.UUID, *, until: datetime) -> None:
     """A GP free from an hour before START until ``until``."""
     window = Window(
-        clinician, Profession.GP, Sector.GENERAL_PRACTICE, START - timedelta(hours=1), until
+        clinician,
+        Profession.GP,
+        Sector.GENERAL_PRACTICE,
+        START - timedelta(hours=1),
+        until,
+        latitude=53.45,  # a few km from the factory's practice
+        longitude=-2.2,
     )
     await repository.insert_window(conn, region=region, availability_id=uuid.uuid4(), window=window)
 

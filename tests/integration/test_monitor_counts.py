@@ -85,6 +85,7 @@ def _data(event_type: str, session_id: uuid.UUID, sector: str) -> dict[str, Any]
         "clinician_id": uuid.uuid4(),
         "organisation": "A81001",
         "posted_by": "A81001",
+        "site_name": "Hilltop Surgery",
         "profession": "gp",
         "role": "gp",
         "skills": [],

@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from fairshare.infra import free_port
 from services.vacancies import SCHEMA, admin, callback_store
-from shared.catalogue import Role, Sector
+from shared.catalogue import Role, Sector, Urgency
 from shared.db.pool import connect
 from shared.events import SessionOffered
 from tests.conftest import Infra
@@ -89,6 +89,11 @@ def _offered(session_id: str, data: dict[str, str]) -> SessionOffered:
         organisation="A81001",
         sector=Sector.GENERAL_PRACTICE,
         role=Role.GP,
+        site_name="Hilltop Surgery",
+        latitude=53.4,
+        longitude=-2.2,
+        rate_pence_per_hour=None,
+        urgency=Urgency.ROUTINE,
         starts_at=datetime.fromisoformat(data["starts_at"]),
         ends_at=datetime.fromisoformat(data["ends_at"]),
         expires_at=datetime.now(UTC) + timedelta(hours=2),

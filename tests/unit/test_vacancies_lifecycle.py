@@ -24,8 +24,8 @@ from services.vacancies.domain import (
     is_late,
     retry_delay,
 )
-from services.vacancies.ratelimit import RateLimiter, retry_after_header
 from shared.catalogue import Role, Sector, Urgency
+from shared.http.ratelimit import RateLimiter, retry_after_header
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 LONDON = ZoneInfo("Europe/London")

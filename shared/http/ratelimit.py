@@ -1,9 +1,10 @@
-"""A token bucket per organisation: refusals are 429 with Retry-After, never drops.
+"""A token bucket per key (an organisation, a sign-in address): refusals are 429 with
+Retry-After, never silent drops.
 
-Written here rather than taken from a library because the limit is keyed by the
-organisation found *after* reading the path, and the whole thing is a few lines of
-arithmetic over a clock the tests control. State is per process: one vacancies
-process per deployment today; several would each allow the configured rate.
+Written here rather than taken from a library because the limit's
+key is known only *after* reading the request, and the whole thing is a few lines of
+arithmetic over a clock the tests control. State is per process: one process per
+service today; several would each allow the configured rate.
 """
 
 from __future__ import annotations

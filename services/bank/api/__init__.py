@@ -1,0 +1,1 @@
+"""HTTP adapter of the bank: thin routes over the use cases, one module per concern."""

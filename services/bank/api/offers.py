@@ -1,0 +1,181 @@
+"""Offers and bookings: see them (live), answer them, give a booking up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.bank import repository, use_cases
+from services.bank.api.auth import Me, runtime_of
+from services.bank.domain import OfferRefused
+from services.bank.live import OfferBroadcaster
+from shared.http.problems import Problem
+from shared.validation import Text
+
+router = APIRouter(prefix="/api", tags=["offers and bookings"])
+_ANSWER_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such offer for you."},
+    409: {"description": "Already answered."},
+    410: {"description": "Expired."},
+}
+
+
+def offer_json(row: Any) -> dict[str, Any]:
+    """An offer as the app shows it: where, which sector, when, pay, distance, and why."""
+    return {
+        "offer_id": str(row["id"]),
+        "session_id": str(row["session_id"]),
+        "organisation": row["organisation"],
+        "site_name": row["site_name"],
+        "sector": row["sector"],
+        "role": row["role"],
+        "starts_at": row["starts_at"].isoformat(),
+        "ends_at": row["ends_at"].isoformat(),
+        "expires_at": row["expires_at"].isoformat(),
+        "rate_pence_per_hour": row["rate_pence_per_hour"],
+        "urgency": row["urgency"],
+        "distance_km": row["distance_km"],
+        "reasons": row["reasons"],
+        "status": row["status"],
+        "note": row["refusal"],
+    }
+
+
+async def _open_offers(pool: Any, clinician_id: uuid.UUID) -> list[dict[str, Any]]:
+    now = datetime.now(UTC)
+    rows = await repository.offers_of(pool, clinician_id, ["offered"])
+    return [offer_json(r) for r in rows if r["expires_at"] > now]
+
+
+@router.get("/offers", summary="Offers waiting for my answer")
+async def my_offers(request: Request, me: Me) -> list[dict[str, Any]]:
+    """Open offers that have not expired, soonest first."""
+    return await _open_offers(runtime_of(request).pool, me.id)
+
+
+@router.get(
+    "/offers/stream",
+    summary="Live offers (server-sent events)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def offer_stream(request: Request, me: Me) -> StreamingResponse:
+    """An `offers` event with the open offers now, and again whenever they change."""
+    broadcaster: OfferBroadcaster = request.app.state.offers
+    pool = runtime_of(request).pool
+
+    async def events() -> AsyncIterator[str]:
+        async with broadcaster.listen(me.id) as changed:
+            while not await request.is_disconnected():
+                payload = json.dumps(await _open_offers(pool, me.id))
+                yield f"event: offers\ndata: {payload}\n\n"
+                with contextlib.suppress(TimeoutError):
+                    # A keep-alive every 15 s also lets expired offers drop off the list.
+                    await asyncio.wait_for(changed.get(), timeout=15)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get(
+    "/offers/{offer_id}", summary="One of my offers", responses={404: {"description": "Not yours."}}
+)
+async def my_offer(request: Request, me: Me, offer_id: uuid.UUID) -> dict[str, Any]:
+    """Where an offer stands; a refused, withdrawn or cancelled one says why (`note`)."""
+    row = await repository.offer_of(runtime_of(request).pool, me.id, offer_id)
+    if row is None:
+        raise Problem(404, "No such offer for you.")
+    return offer_json(row)
+
+
+@router.post(
+    "/offers/{offer_id}/accept",
+    summary="Accept an offer",
+    status_code=202,
+    responses=_ANSWER_ERRORS,
+)
+async def accept(request: Request, me: Me, offer_id: uuid.UUID) -> dict[str, str]:
+    """Accept; matching confirms the booking (or says why not)."""
+    runtime = runtime_of(request)
+    try:
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await use_cases.accept_offer(
+                conn, clinician=me, offer_id=offer_id, emitter=runtime.emitter
+            )
+    except OfferRefused as exc:
+        raise Problem(exc.status, exc.detail) from exc
+    return {"offer_id": str(offer_id), "status": "accepted"}
+
+
+@router.post(
+    "/offers/{offer_id}/decline",
+    summary="Decline an offer",
+    status_code=202,
+    responses=_ANSWER_ERRORS,
+)
+async def decline(request: Request, me: Me, offer_id: uuid.UUID) -> dict[str, str]:
+    """Say no; the session goes to the next clinician."""
+    runtime = runtime_of(request)
+    try:
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await use_cases.decline_offer(
+                conn, clinician=me, offer_id=offer_id, emitter=runtime.emitter
+            )
+    except OfferRefused as exc:
+        raise Problem(exc.status, exc.detail) from exc
+    return {"offer_id": str(offer_id), "status": "declined"}
+
+
+@router.get("/bookings", summary="My bookings")
+async def my_bookings(
+    request: Request,
+    me: Me,
+    when: Annotated[Literal["upcoming", "past"], Query(description="Which ones.")] = "upcoming",
+) -> list[dict[str, Any]]:
+    """Upcoming (accepted or booked, not yet over) or past bookings."""
+    now = datetime.now(UTC)
+    pool = runtime_of(request).pool
+    if when == "upcoming":
+        rows = await repository.offers_of(pool, me.id, ["accepted", "booked"], ending_after=now)
+    else:
+        statuses = ["booked", "cancelled", "cancelled_by_me"]
+        rows = await repository.offers_of(pool, me.id, statuses, ending_before=now)
+    return [offer_json(r) for r in rows]
+
+
+class CancelIn(BaseModel):
+    """Why you are giving the booking up (the practice is told)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Text = Field(min_length=3, max_length=500, description="Your reason.")
+
+
+@router.post(
+    "/bookings/{offer_id}/cancel",
+    summary="Cancel a booking",
+    responses={404: {"description": "Not yours."}, 409: {"description": "Not a live booking."}},
+)
+async def cancel(request: Request, me: Me, offer_id: uuid.UUID, body: CancelIn) -> dict[str, Any]:
+    """Give the booking up; within 48 hours of the start it counts as late."""
+    runtime = runtime_of(request)
+    try:
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            late = await use_cases.cancel_booking(
+                conn, clinician=me, offer_id=offer_id, reason=body.reason, emitter=runtime.emitter
+            )
+    except OfferRefused as exc:
+        raise Problem(exc.status, exc.detail) from exc
+    return {"offer_id": str(offer_id), "status": "cancelled_by_me", "late": late}

@@ -1,0 +1,62 @@
+"""Weekly availability patterns, expanded into dated windows. No I/O.
+
+Times are London wall-clock times: "Tuesdays 09:00 to 17:00" means 09:00 local in
+winter and in summer alike, so the UTC instants move with the clocks.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+LONDON = ZoneInfo("Europe/London")
+HORIZON = timedelta(weeks=8)
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """Every given weekday, from one local time to another, between two dates."""
+
+    id: uuid.UUID
+    weekday: int  # Monday is 0
+    start_time: time
+    end_time: time
+    valid_from: date
+    valid_until: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    """One dated window of a pattern."""
+
+    on_date: date
+    starts_at: datetime
+    ends_at: datetime
+
+
+def occurrences(
+    pattern: Pattern, *, start: date, end: date, exceptions: frozenset[date] = frozenset()
+) -> list[Occurrence]:
+    """The pattern's windows on dates from ``start`` up to (not including) ``end``."""
+    first = max(start, pattern.valid_from)
+    last = min(end, pattern.valid_until + timedelta(days=1)) if pattern.valid_until else end
+    day = first + timedelta(days=(pattern.weekday - first.weekday()) % 7)
+    found = []
+    while day < last:
+        if day not in exceptions:
+            found.append(
+                Occurrence(
+                    day,
+                    datetime.combine(day, pattern.start_time, LONDON).astimezone(UTC),
+                    datetime.combine(day, pattern.end_time, LONDON).astimezone(UTC),
+                )
+            )
+        day += timedelta(days=7)
+    return found
+
+
+def london_date(instant: datetime) -> date:
+    """The London calendar date of an instant."""
+    return instant.astimezone(LONDON).date()
