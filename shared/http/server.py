@@ -8,5 +8,14 @@ from fastapi import FastAPI
 
 def serve(app: FastAPI, *, host: str, port: int) -> None:
     """Serve ``app`` until SIGINT or SIGTERM; the app's lifespan tears down cleanly."""
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
+    # Long-lived responses (the bank's live offer stream) would otherwise hold a graceful
+    # shutdown open for ever; after 5 s they are cut and the lifespan still closes cleanly.
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
     uvicorn.Server(config).run()
