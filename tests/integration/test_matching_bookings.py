@@ -267,3 +267,57 @@ async def test_amendment_and_cancellations_free_and_replan(pool: asyncpg.Pool, r
         await pool.fetchval("SELECT status FROM sessions WHERE id = $1", session.session_id)
         == "cancelled"
     )
+
+
+async def test_decline_and_withdrawn_time_cascade_to_the_next_clinician(
+    pool: asyncpg.Pool, region: str
+) -> None:
+    """A declined offer goes to the next eligible clinician; when that clinician takes the
+    time back, their unanswered offer is withdrawn and nobody is left to offer it to."""
+    from services.matching.handlers import handlers  # noqa: PLC0415
+    from shared.events import AvailabilityWithdrawn, OfferDeclined  # noqa: PLC0415
+
+    emitter = Emitter(producer="matching", schema=SCHEMA)
+    table = handlers(emitter)
+    session = _session(region)
+    first, second = uuid.uuid4(), uuid.uuid4()
+    async with pool.acquire() as conn, conn.transaction():
+        await repository.insert_session(conn, region, session)
+        await _gp_window(conn, region, first, until=START + timedelta(days=1))
+        await planning.replan(conn, region=region, emitter=emitter)
+    [offer] = await _offers(pool, region)
+    assert offer["clinician_id"] == first
+    second_window = uuid.uuid4()
+    async with pool.acquire() as conn, conn.transaction():
+        window = Window(
+            second,
+            Profession.GP,
+            Sector.GENERAL_PRACTICE,
+            START - timedelta(hours=1),
+            START + timedelta(days=1),
+            latitude=53.45,
+            longitude=-2.2,
+        )
+        await repository.insert_window(
+            conn, region=region, availability_id=second_window, window=window
+        )
+
+    async def handle(event_type: str, data: Any) -> None:
+        envelope = new_envelope(
+            data, event_type=event_type, schema_version=1, region=region, producer="bank"
+        )
+        async with pool.acquire() as conn, conn.transaction():
+            await table[event_type](conn, envelope)
+
+    await handle(
+        "offer.declined",
+        OfferDeclined(offer_id=offer["id"], session_id=session.session_id, clinician_id=first),
+    )
+    live = [o for o in await _offers(pool, region) if o["status"] == "offered"]
+    assert [o["clinician_id"] for o in live] == [second]
+    await handle(
+        "availability.withdrawn",
+        AvailabilityWithdrawn(availability_id=second_window, clinician_id=second),
+    )
+    statuses = {o["clinician_id"]: o["status"] for o in await _offers(pool, region)}
+    assert statuses == {first: "declined", second: "withdrawn"}
