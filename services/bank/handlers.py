@@ -56,7 +56,7 @@ async def on_session_offered(conn: Conn, envelope: Envelope[Any]) -> None:
 async def on_session_filled(conn: Conn, envelope: Envelope[Any]) -> None:
     """Turn the accepted offer into a booking."""
     data: SessionFilled = envelope.data
-    await repository.set_offer_status(conn, data.offer_id, OfferStatus.BOOKED)
+    await repository.confirm_booking(conn, data.offer_id)
 
 
 async def on_offer_refused(conn: Conn, envelope: Envelope[Any]) -> None:

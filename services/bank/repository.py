@@ -375,6 +375,20 @@ async def set_offer_status(
     )
 
 
+async def confirm_booking(conn: Conn, offer_id: uuid.UUID) -> bool:
+    """Matching booked it: an acceptance still standing becomes a booking.
+
+    Conditional because events on different topics arrive in any order: a fill that
+    lands after the session was cancelled (or after the clinician gave it up) must not
+    bring the booking back.
+    """
+    result: str = await conn.execute(
+        "UPDATE offers SET status = 'booked' WHERE id = $1 AND status IN ('offered', 'accepted')",
+        offer_id,
+    )
+    return result.endswith(" 1")
+
+
 async def count_late_cancellation(conn: Conn, clinician_id: uuid.UUID) -> None:
     """Add one to the clinician's late cancellations."""
     await conn.execute(

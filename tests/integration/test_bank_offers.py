@@ -255,3 +255,46 @@ async def test_cancelled_or_moved_session_is_shown_to_the_booked_clinician(
     assert (await client.get(f"/api/offers/{pending.offer_id}", headers=auth)).json()[
         "status"
     ] == "offered"
+
+
+async def test_a_fill_arriving_after_the_cancellation_does_not_rebook(
+    app: FastAPI, client: httpx.AsyncClient, infra: Infra, region: str
+) -> None:
+    """Topics are not ordered with each other: cancelled-then-filled stays cancelled."""
+    me, auth = await _clinician(infra, region)
+    offer = _offered(me, expires_in=timedelta(hours=1))
+    await _deliver(app, "session.offered", offer, region)
+    await client.post(f"/api/offers/{offer.offer_id}/accept", headers=auth)
+    await _deliver(
+        app,
+        "session.cancelled",
+        SessionCancelled(
+            session_id=offer.session_id,
+            organisation=offer.organisation,
+            sector=offer.sector,
+            reason="Closed",
+            late=False,
+            released_clinician_id=me,
+            starts_at=offer.starts_at,
+            ends_at=offer.ends_at,
+        ),
+        region,
+    )
+    await _deliver(
+        app,
+        "session.filled",
+        SessionFilled(
+            session_id=offer.session_id,
+            offer_id=offer.offer_id,
+            clinician_id=me,
+            organisation=offer.organisation,
+            sector=offer.sector,
+            clinician_home_sector=Sector.COMMUNITY_PHARMACY,
+            starts_at=offer.starts_at,
+            ends_at=offer.ends_at,
+        ),
+        region,
+    )
+    assert (await client.get(f"/api/offers/{offer.offer_id}", headers=auth)).json()[
+        "status"
+    ] == "cancelled"
