@@ -254,95 +254,70 @@ Email = Annotated[str | None, typer.Option(help="E-mail (kept in the bank only).
 Phone = Annotated[str | None, typer.Option(help="Phone (kept in the bank only).")]
 
 
-@clinician_app.command("add")
-def clinician_add(
-    name: Name,
-    profession: Prof,
-    home_sector: Home,
-    region: Region,
-    skill: Skills = None,
-    register: Reg = None,
-    register_number: RegNo = None,
-    home_org: HomeOrg = None,
-    employment: Emp = Employment.BANK_ONLY,
-    lat: Lat = 53.48,
-    lon: Lon = -2.24,
-    travel_km: Travel = 30,
-    email: Email = None,
-    phone: Phone = None,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
-) -> None:
-    """Register a clinician and print an API sign-in token (for scripts and tests)."""
-    from services.bank import SCHEMA  # noqa: PLC0415
-    from services.bank.admin import add_clinician  # noqa: PLC0415
+def _clinician_command(*, invite_code: bool) -> Callable[..., None]:
+    """The `clinician add` and `clinician invite` commands: one signature, two outputs."""
 
-    clinician = _clinician(
-        name=name,
-        profession=profession,
-        home_sector=home_sector,
-        region=region,
-        skills=skill,
-        register=register,
-        register_number=register_number,
-        home_org=home_org,
-        employment=employment,
-        lat=lat,
-        lon=lon,
-        travel_km=travel_km,
-        email=email,
-        phone=phone,
+    def command(
+        name: Name,
+        profession: Prof,
+        home_sector: Home,
+        region: Region,
+        skill: Skills = None,
+        register: Reg = None,
+        register_number: RegNo = None,
+        home_org: HomeOrg = None,
+        employment: Emp = Employment.BANK_ONLY,
+        lat: Lat = 53.48,
+        lon: Lon = -2.24,
+        travel_km: Travel = 30,
+        email: Email = None,
+        phone: Phone = None,
+        data_dir: DataDir = DEFAULT_DATA_DIR,
+    ) -> None:
+        from services.bank import SCHEMA  # noqa: PLC0415
+        from services.bank.admin import add_clinician, invite, register_clinician  # noqa: PLC0415
+
+        clinician = _clinician(
+            name=name,
+            profession=profession,
+            home_sector=home_sector,
+            region=region,
+            skills=skill,
+            register=register,
+            register_number=register_number,
+            home_org=home_org,
+            employment=employment,
+            lat=lat,
+            lon=lon,
+            travel_km=travel_km,
+            email=email,
+            phone=phone,
+        )
+
+        async def work(conn: Conn) -> str:
+            if not invite_code:
+                return await add_clinician(conn, clinician)
+            await register_clinician(conn, clinician)
+            return await invite(conn, clinician.id)
+
+        secret = _run(data_dir, SCHEMA, work)
+        if invite_code:
+            console.print(f"Invited clinician {clinician.id}. One-time code (valid 3 days):")
+            print(f"invite code: {secret}")
+        else:
+            console.print(f"Registered clinician {clinician.id}. Sign-in token (shown once):")
+            print(secret)
+
+    command.__doc__ = (
+        "Register a clinician and print a one-time code to sign in to the app (3 days)."
+        if invite_code
+        else "Register a clinician and print an API sign-in token (for scripts and tests)."
     )
-    token = _run(data_dir, SCHEMA, lambda conn: add_clinician(conn, clinician))
-    console.print(f"Registered clinician {clinician.id}. Sign-in token (shown once):")
-    print(token)
+    return command
 
 
-@clinician_app.command("invite")
-def clinician_invite(
-    name: Name,
-    profession: Prof,
-    home_sector: Home,
-    region: Region,
-    skill: Skills = None,
-    register: Reg = None,
-    register_number: RegNo = None,
-    home_org: HomeOrg = None,
-    employment: Emp = Employment.BANK_ONLY,
-    lat: Lat = 53.48,
-    lon: Lon = -2.24,
-    travel_km: Travel = 30,
-    email: Email = None,
-    phone: Phone = None,
-    data_dir: DataDir = DEFAULT_DATA_DIR,
-) -> None:
-    """Register a clinician and print a one-time code to sign in to the app (3 days)."""
-    from services.bank import SCHEMA  # noqa: PLC0415
-    from services.bank.admin import invite, register_clinician  # noqa: PLC0415
-
-    clinician = _clinician(
-        name=name,
-        profession=profession,
-        home_sector=home_sector,
-        region=region,
-        skills=skill,
-        register=register,
-        register_number=register_number,
-        home_org=home_org,
-        employment=employment,
-        lat=lat,
-        lon=lon,
-        travel_km=travel_km,
-        email=email,
-        phone=phone,
-    )
-
-    async def work(conn: Conn) -> str:
-        await register_clinician(conn, clinician)
-        return await invite(conn, clinician.id)
-
-    code = _run(data_dir, SCHEMA, work)
-    console.print(f"Invited clinician {clinician.id}. One-time sign-in code (valid 3 days):")
-    print(f"invite code: {code}")
+clinician_app.command("add")(_clinician_command(invite_code=False))
+clinician_app.command("invite")(_clinician_command(invite_code=True))
 
 
 @sessions_app.command("list")

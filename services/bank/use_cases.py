@@ -189,6 +189,27 @@ async def stop_pattern(
     await repository.withdraw_pattern(conn, pattern.id)
 
 
+async def _answer(
+    conn: Conn,
+    *,
+    clinician: Clinician,
+    offer_id: uuid.UUID,
+    emitter: Emitter,
+    now: datetime | None,
+    status: OfferStatus,
+    event: type[OfferAccepted] | type[OfferDeclined],
+) -> None:
+    offer = check_acceptance(
+        await repository.offer_for_update(conn, offer_id), clinician_id=clinician.id, now=_now(now)
+    )
+    await repository.set_offer_status(conn, offer.id, status)
+    await emitter.emit(
+        conn,
+        event(offer_id=offer.id, session_id=offer.session_id, clinician_id=clinician.id),
+        region=clinician.region,
+    )
+
+
 async def accept_offer(
     conn: Conn,
     *,
@@ -198,14 +219,14 @@ async def accept_offer(
     now: datetime | None = None,
 ) -> None:
     """Accept an offer; OfferRefused (nothing changed) if the clinician may not."""
-    offer = check_acceptance(
-        await repository.offer_for_update(conn, offer_id), clinician_id=clinician.id, now=_now(now)
-    )
-    await repository.set_offer_status(conn, offer.id, OfferStatus.ACCEPTED)
-    await emitter.emit(
+    await _answer(
         conn,
-        OfferAccepted(offer_id=offer.id, session_id=offer.session_id, clinician_id=clinician.id),
-        region=clinician.region,
+        clinician=clinician,
+        offer_id=offer_id,
+        emitter=emitter,
+        now=now,
+        status=OfferStatus.ACCEPTED,
+        event=OfferAccepted,
     )
 
 
@@ -218,14 +239,14 @@ async def decline_offer(
     now: datetime | None = None,
 ) -> None:
     """Say no to an offer; matching passes the session on. Same refusals as accepting."""
-    offer = check_acceptance(
-        await repository.offer_for_update(conn, offer_id), clinician_id=clinician.id, now=_now(now)
-    )
-    await repository.set_offer_status(conn, offer.id, OfferStatus.DECLINED)
-    await emitter.emit(
+    await _answer(
         conn,
-        OfferDeclined(offer_id=offer.id, session_id=offer.session_id, clinician_id=clinician.id),
-        region=clinician.region,
+        clinician=clinician,
+        offer_id=offer_id,
+        emitter=emitter,
+        now=now,
+        status=OfferStatus.DECLINED,
+        event=OfferDeclined,
     )
 
 

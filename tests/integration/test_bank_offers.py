@@ -12,97 +12,51 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.bank import SCHEMA
-from services.bank.admin import add_clinician
-from services.bank.app import create_app
-from services.bank.domain import Clinician
-from services.bank.settings import BankSettings
-from shared.catalogue import Profession, Role, Sector, Urgency
-from shared.db.pool import connect
+from shared.catalogue import Sector
 from shared.events import (
     OfferRefused,
     SessionAmended,
     SessionCancelled,
     SessionFilled,
     SessionOffered,
-    new_envelope,
 )
-from shared.messaging.consumer import EventConsumer
-from shared.messaging.kafka import KafkaPublisher
 from tests.conftest import Infra
 from tests.factories import session_posted
-from tests.integration.helpers import settings_for
+from tests.integration.bank_support import deliver, new_clinician, offered, running_bank
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def app(infra: Infra, topic_prefix: str) -> AsyncIterator[FastAPI]:
-    """The bank app with its lifespan running."""
-    application = create_app(settings_for(BankSettings, infra, topic_prefix))
-    async with application.router.lifespan_context(application):
-        yield application
+async def bank(infra: Infra, topic_prefix: str) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The bank app with its lifespan running, and a client."""
+    async with running_bank(infra, topic_prefix) as running:
+        yield running
 
 
 @pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client talking to the app in-process."""
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://b") as c:
-        yield c
+def app(bank: tuple[FastAPI, httpx.AsyncClient]) -> FastAPI:
+    """The running bank app."""
+    return bank[0]
+
+
+@pytest.fixture
+def client(bank: tuple[FastAPI, httpx.AsyncClient]) -> httpx.AsyncClient:
+    """A client of the running bank app."""
+    return bank[1]
 
 
 async def _clinician(infra: Infra, region: str) -> tuple[uuid.UUID, dict[str, str]]:
-    conn = await connect(infra.dsn, SCHEMA)
-    try:
-        clinician = Clinician(
-            id=uuid.uuid4(),
-            display_name="Sam Okafor",
-            profession=Profession.PHARMACIST,
-            home_sector=Sector.COMMUNITY_PHARMACY,
-            region=region,
-        )
-        token = await add_clinician(conn, clinician)
-    finally:
-        await conn.close()
-    return clinician.id, {"Authorization": f"Bearer {token}"}
+    clinician_id, auth, _ = await new_clinician(infra, region)
+    return clinician_id, auth
 
 
 async def _deliver(app: FastAPI, event_type: str, data: Any, region: str) -> None:
-    """Hand one event to the bank's own consumer, as Kafka would."""
-    from services.bank.handlers import handlers  # noqa: PLC0415
-
-    runtime = app.state.runtime
-    consumer = EventConsumer(
-        service="bank",
-        pool=runtime.pool,
-        dead_letters=KafkaPublisher(runtime.broker),
-        handlers=handlers(),
-    )
-    envelope = new_envelope(
-        data, event_type=event_type, schema_version=1, region=region, producer="matching"
-    )
-    assert await consumer.handle(event_type, region.encode(), envelope.model_dump_json().encode())
+    await deliver(app, event_type, data, region)
 
 
 def _offered(clinician: uuid.UUID, *, expires_in: timedelta) -> SessionOffered:
-    start = datetime.now(UTC) + timedelta(days=1)
-    return SessionOffered(
-        offer_id=uuid.uuid4(),
-        session_id=uuid.uuid4(),
-        clinician_id=clinician,
-        organisation="FVR79",
-        sector=Sector.COMMUNITY_PHARMACY,
-        role=Role.COMMUNITY_PHARMACIST,
-        site_name="Corner Pharmacy",
-        latitude=53.47,
-        longitude=-2.29,
-        rate_pence_per_hour=3500,
-        urgency=Urgency.ROUTINE,
-        starts_at=start,
-        ends_at=start + timedelta(hours=8),
-        expires_at=datetime.now(UTC) + expires_in,
-        reasons=["You are free for the whole session."],
-    )
+    return offered(clinician, expires_in=expires_in)
 
 
 async def test_refusal_reaches_the_clinician(

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.bank import repository, use_cases
 from services.bank.api.auth import Me, runtime_of
-from services.bank.domain import OfferRefused
+from services.bank.domain import Clinician, OfferRefused
 from services.bank.live import OfferBroadcaster
 from shared.http.problems import Problem
 from shared.validation import Text
@@ -100,6 +100,19 @@ async def my_offer(request: Request, me: Me, offer_id: uuid.UUID) -> dict[str, A
     return offer_json(row)
 
 
+async def _answer(
+    request: Request, me: Clinician, offer_id: uuid.UUID, *, accept: bool
+) -> dict[str, str]:
+    runtime = runtime_of(request)
+    use_case = use_cases.accept_offer if accept else use_cases.decline_offer
+    try:
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            await use_case(conn, clinician=me, offer_id=offer_id, emitter=runtime.emitter)
+    except OfferRefused as exc:
+        raise Problem(exc.status, exc.detail) from exc
+    return {"offer_id": str(offer_id), "status": "accepted" if accept else "declined"}
+
+
 @router.post(
     "/offers/{offer_id}/accept",
     summary="Accept an offer",
@@ -108,15 +121,7 @@ async def my_offer(request: Request, me: Me, offer_id: uuid.UUID) -> dict[str, A
 )
 async def accept(request: Request, me: Me, offer_id: uuid.UUID) -> dict[str, str]:
     """Accept; matching confirms the booking (or says why not)."""
-    runtime = runtime_of(request)
-    try:
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            await use_cases.accept_offer(
-                conn, clinician=me, offer_id=offer_id, emitter=runtime.emitter
-            )
-    except OfferRefused as exc:
-        raise Problem(exc.status, exc.detail) from exc
-    return {"offer_id": str(offer_id), "status": "accepted"}
+    return await _answer(request, me, offer_id, accept=True)
 
 
 @router.post(
@@ -127,15 +132,7 @@ async def accept(request: Request, me: Me, offer_id: uuid.UUID) -> dict[str, str
 )
 async def decline(request: Request, me: Me, offer_id: uuid.UUID) -> dict[str, str]:
     """Say no; the session goes to the next clinician."""
-    runtime = runtime_of(request)
-    try:
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            await use_cases.decline_offer(
-                conn, clinician=me, offer_id=offer_id, emitter=runtime.emitter
-            )
-    except OfferRefused as exc:
-        raise Problem(exc.status, exc.detail) from exc
-    return {"offer_id": str(offer_id), "status": "declined"}
+    return await _answer(request, me, offer_id, accept=False)
 
 
 @router.get("/bookings", summary="My bookings")
