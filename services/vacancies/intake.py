@@ -209,7 +209,7 @@ class Intake:
             )
             await repository.insert_session(self.conn, session)
             await self.emitter.emit(
-                self.conn, SessionPosted(**self._state(session, site)), region=self.poster.region
+                self.conn, SessionPosted(**self.state(session, site)), region=self.poster.region
             )
             return _result(session, Outcome.CREATED, 202)
         change = amend(existing, incoming)
@@ -221,7 +221,7 @@ class Intake:
             await self.emitter.emit(
                 self.conn,
                 SessionAmended(
-                    **self._state(change.session, site),
+                    **self.state(change.session, site),
                     released_clinician_id=change.released_clinician,
                 ),
                 region=self.poster.region,
@@ -264,7 +264,8 @@ class Intake:
         cancelled = replace(existing, status=SessionStatus.CANCELLED)
         return _result(cancelled, decision.outcome, 200)
 
-    def _state(self, session: StoredSession, site: Organisation) -> dict[str, Any]:
+    def state(self, session: StoredSession, site: Organisation) -> dict[str, Any]:
+        """The event fields of ``session`` worked at ``site``."""
         d = session.details
         return {
             "session_id": session.id,
@@ -362,21 +363,75 @@ async def receive(
 
 
 async def _batch(intake: Intake, items: list[dict[str, Any]]) -> dict[str, Any]:
-    results: list[dict[str, Any]] = []
+    """Answer every session of a batch; new sessions are stored in bulk.
+
+    Set-based because a month of a rota is hundreds of sessions: one query for their
+    sites, one for those already posted, one insert for the new ones and one for their
+    events, instead of five round trips each. Re-posted ones (amendments, mostly
+    unchanged) take the one-by-one path, each in a savepoint.
+    """
+    results: dict[int, ItemResult] = {}
+    valid: list[tuple[int, NewSession]] = []
+    seen: set[str] = set()
     for index, raw in enumerate(items):
         prefix = f"data.sessions.{index}"
         try:
-            session = SessionIn.model_validate(raw)
+            parsed = SessionIn.model_validate(raw)
         except ValidationError as exc:
             errors = [{**e, "field": f"{prefix}.{e['field']}"} for e in field_errors(exc)]
             given = raw.get("external_id")
             # Echoed back, so it must be storable in the receipt (no NUL).
             external = given.replace("\x00", "\ufffd") if isinstance(given, str) else None
-            result = ItemResult(external_id=external, outcome=Outcome.REJECTED, errors=errors)
-        else:
-            # A savepoint per session: a refusal inside one never undoes the others.
+            results[index] = ItemResult(
+                external_id=external, outcome=Outcome.REJECTED, errors=errors
+            )
+            continue
+        if parsed.external_id in seen:
+            repeat = RuleBroken(f"{prefix}.external_id", "appears twice in this batch")
+            results[index] = _rejected(parsed.external_id, [repeat], 422)
+            continue
+        seen.add(parsed.external_id)
+        valid.append(
+            (index, replace(parsed.to_domain(), site=parsed.site or intake.poster.ods_code))
+        )
+
+    poster = intake.poster
+    codes = sorted({s.site for _, s in valid if s.site and s.site != poster.ods_code})
+    sites = {poster.ods_code: poster, **(await repository.organisations(intake.conn, codes))}
+    existing = await repository.sessions_by_external_ids(
+        intake.conn, organisation=poster.ods_code, external_ids=[s.external_id for _, s in valid]
+    )
+    fresh: list[tuple[int, StoredSession]] = []
+    for index, session in valid:
+        prefix = f"data.sessions.{index}"
+        assert session.site is not None
+        broken = check_session(session, now=intake.now, prefix=prefix)
+        site_problem = check_site(poster, sites.get(session.site), session.site)
+        if site_problem:
+            broken.append(replace(site_problem, field=f"{prefix}.site"))
+        if broken:
+            results[index] = _rejected(session.external_id, broken, 422)
+        elif session.external_id in existing:
             async with intake.conn.transaction():
-                result = await intake.post(session.to_domain(), prefix=prefix, must_exist=False)
-        results.append({"index": index, **result.model_dump(mode="json")})
-    accepted = sum(r["outcome"] != Outcome.REJECTED for r in results)
-    return {"accepted": accepted, "rejected": len(results) - accepted, "results": results}
+                results[index] = await intake.post(session, prefix=prefix, must_exist=True)
+        else:
+            stored = StoredSession(
+                new_session_id(), poster.ods_code, session, SessionStatus.OPEN, None
+            )
+            fresh.append((index, stored))
+
+    inserted = await repository.insert_sessions(intake.conn, [s for _, s in fresh])
+    events: list[tuple[BaseModel, str]] = []
+    for index, stored in fresh:
+        if stored.id in inserted:
+            site = sites[stored.details.site or poster.ods_code]
+            events.append((SessionPosted(**intake.state(stored, site)), poster.region))
+            results[index] = _result(stored, Outcome.CREATED, 202)
+        else:
+            raced = RuleBroken(f"data.sessions.{index}.external_id", "posted meanwhile; send again")
+            results[index] = _rejected(stored.details.external_id, [raced], 409)
+    await intake.emitter.emit_many(intake.conn, events)
+
+    answers = [{"index": i, **results[i].model_dump(mode="json")} for i in range(len(items))]
+    accepted = sum(a["outcome"] != Outcome.REJECTED for a in answers)
+    return {"accepted": accepted, "rejected": len(answers) - accepted, "results": answers}

@@ -280,3 +280,51 @@ async def due_unfilled(conn: Conn, *, now: datetime, limit: int = 200) -> list[S
         limit,
     )
     return [stored_session(r) for r in rows]
+
+
+async def organisations(conn: Conn, codes: list[str]) -> dict[str, Organisation]:
+    """Several organisations at once, by ODS code."""
+    rows = await conn.fetch("SELECT * FROM organisations WHERE ods_code = ANY($1::text[])", codes)
+    return {r["ods_code"]: _organisation(r) for r in rows}
+
+
+async def sessions_by_external_ids(
+    conn: Conn, *, organisation: str, external_ids: list[str]
+) -> dict[str, StoredSession]:
+    """The organisation's sessions with these external ids, locked for update."""
+    rows = await conn.fetch(
+        "SELECT * FROM sessions WHERE organisation = $1 AND external_id = ANY($2::text[])"
+        " FOR UPDATE",
+        organisation,
+        external_ids,
+    )
+    return {r["external_id"]: stored_session(r) for r in rows}
+
+
+async def insert_sessions(conn: Conn, sessions: list[StoredSession]) -> set[uuid.UUID]:
+    """Store many new sessions in one statement; return the ids actually inserted.
+
+    A session whose external id another request stored meanwhile is skipped, not an error.
+    """
+    rows = await conn.fetch(
+        "INSERT INTO sessions (id, organisation, external_id, role, starts_at, ends_at, site,"
+        " skills, rate_pence_per_hour, urgency, notes, status)"
+        " SELECT i, o, e, r, s, f, t, COALESCE(string_to_array(k, ','), '{}'), p, u, n, 'open'"
+        " FROM unnest("
+        "$1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],"
+        " $7::text[], $8::text[], $9::int[], $10::text[], $11::text[])"
+        " AS x(i, o, e, r, s, f, t, k, p, u, n)"
+        " ON CONFLICT (organisation, external_id) DO NOTHING RETURNING id",
+        [x.id for x in sessions],
+        [x.organisation for x in sessions],
+        [x.details.external_id for x in sessions],
+        [x.details.role.value for x in sessions],
+        [x.details.starts_at for x in sessions],
+        [x.details.ends_at for x in sessions],
+        [x.details.site for x in sessions],
+        [",".join(sorted(k.value for k in x.details.skills)) or None for x in sessions],
+        [x.details.rate_pence_per_hour for x in sessions],
+        [x.details.urgency.value for x in sessions],
+        [x.details.notes for x in sessions],
+    )
+    return {r["id"] for r in rows}

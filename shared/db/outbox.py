@@ -51,6 +51,24 @@ async def append(conn: Conn, *, topic: str, envelope: Envelope[Any], schema: str
     await conn.execute("SELECT pg_notify($1, '')", channel_for(schema))
 
 
+async def append_many(
+    conn: Conn, items: list[tuple[str, Envelope[Any]]], *, schema: str
+) -> None:
+    """Record many (topic, envelope) pairs in one statement; for bulk intake."""
+    if not items:
+        return
+    await conn.execute(
+        "INSERT INTO outbox (event_id, event_type, topic, message_key, payload)"
+        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[])",
+        [e.event_id for _, e in items],
+        [e.type for _, e in items],
+        [topic for topic, _ in items],
+        [e.region for _, e in items],
+        [e.model_dump(mode="json") for _, e in items],
+    )
+    await conn.execute("SELECT pg_notify($1, '')", channel_for(schema))
+
+
 def headers_for(payload: dict[str, Any]) -> dict[str, str]:
     """Kafka headers that let a consumer route or trace without parsing the body."""
     return {

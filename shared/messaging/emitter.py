@@ -24,16 +24,15 @@ class Emitter:
     schema: str
     topic_prefix: str = ""
 
-    async def emit(
+    def envelope(
         self,
-        conn: Conn,
         data: BaseModel,
         *,
         region: str,
         cause: Envelope[Any] | None = None,
         correlation_id: uuid.UUID | None = None,
-    ) -> Envelope[Any]:
-        """Record ``data`` as its catalogued event; a ``cause`` carries its correlation on."""
+    ) -> tuple[str, Envelope[Any]]:
+        """The topic and envelope ``data`` is published as."""
         spec = _BY_MODEL[type(data)]
         envelope = new_envelope(
             data,
@@ -44,10 +43,26 @@ class Emitter:
             correlation_id=cause.correlation_id if cause else correlation_id,
             causation_id=cause.event_id if cause else None,
         )
-        await outbox.append(
-            conn,
-            topic=topic_for(spec.type, self.topic_prefix),
-            envelope=envelope,
-            schema=self.schema,
+        return topic_for(spec.type, self.topic_prefix), envelope
+
+    async def emit_many(self, conn: Conn, items: list[tuple[BaseModel, str]]) -> None:
+        """Record many (data, region) events in one statement."""
+        await outbox.append_many(
+            conn, [self.envelope(data, region=region) for data, region in items], schema=self.schema
         )
+
+    async def emit(
+        self,
+        conn: Conn,
+        data: BaseModel,
+        *,
+        region: str,
+        cause: Envelope[Any] | None = None,
+        correlation_id: uuid.UUID | None = None,
+    ) -> Envelope[Any]:
+        """Record ``data`` as its catalogued event; a ``cause`` carries its correlation on."""
+        topic, envelope = self.envelope(
+            data, region=region, cause=cause, correlation_id=correlation_id
+        )
+        await outbox.append(conn, topic=topic, envelope=envelope, schema=self.schema)
         return envelope

@@ -283,3 +283,36 @@ async def test_sessions_that_start_unfilled_are_closed_and_published(
         )
         [event] = await outbox_events(app, "session.unfilled", session_id)
         assert "before the start" in event["reason"]
+
+
+async def test_a_reposted_batch_amends_only_what_changed(
+    infra: Infra, topic_prefix: str, region: str
+) -> None:
+    """A month posted twice: unchanged sessions stay, an edited one is amended, a repeated
+    external id within one batch is refused, and skills survive the bulk insert."""
+    async with running_app(infra, topic_prefix) as (app, client):
+        ods, secret, _ = await register(infra, region)
+        month = [session_data(f"m-{i}", days=2 + i, skills=["minor_illness"]) for i in range(5)]
+        first = (await post(client, ods, secret, "sessions.posted", {"sessions": month})).json()
+        assert [r["outcome"] for r in first["results"]] == ["created"] * 5
+        stored = await app.state.runtime.pool.fetchval(
+            "SELECT skills FROM sessions WHERE organisation = $1 AND external_id = 'm-0'", ods
+        )
+        assert stored == ["minor_illness"]
+        edited = [*month[:4], {**month[4], "notes": "Now with a student"}, month[1]]
+        second = (await post(client, ods, secret, "sessions.posted", {"sessions": edited})).json()
+        assert [r["outcome"] for r in second["results"]] == [
+            "unchanged",
+            "unchanged",
+            "unchanged",
+            "unchanged",
+            "amended",
+            "rejected",
+        ]
+        assert second["results"][5]["errors"][0]["field"] == "data.sessions.5.external_id"
+        posted = await app.state.runtime.pool.fetchval(
+            "SELECT count(*) FROM outbox WHERE event_type = 'session.posted'"
+            " AND payload->'data'->>'posted_by' = $1",
+            ods,
+        )
+        assert posted == 5
