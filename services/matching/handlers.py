@@ -33,7 +33,13 @@ def handlers(emitter: Emitter) -> dict[str, Handler]:
     async def on_session_posted(conn: Conn, envelope: Envelope[Any]) -> None:
         data: SessionPosted = envelope.data
         await repository.insert_session(conn, envelope.region, data)
-        await planning.replan(conn, region=envelope.region, emitter=emitter, cause=envelope)
+        await planning.replan(
+            conn,
+            region=envelope.region,
+            emitter=emitter,
+            cause=envelope,
+            span=(data.starts_at, data.ends_at),
+        )
 
     async def on_availability_offered(conn: Conn, envelope: Envelope[Any]) -> None:
         data: AvailabilityOffered = envelope.data
@@ -51,7 +57,13 @@ def handlers(emitter: Emitter) -> dict[str, Handler]:
         await repository.insert_window(
             conn, region=envelope.region, availability_id=data.availability_id, window=window
         )
-        await planning.replan(conn, region=envelope.region, emitter=emitter, cause=envelope)
+        await planning.replan(
+            conn,
+            region=envelope.region,
+            emitter=emitter,
+            cause=envelope,
+            span=(data.starts_at, data.ends_at),
+        )
 
     async def on_offer_accepted(conn: Conn, envelope: Envelope[Any]) -> None:
         await planning.confirm(conn, envelope=envelope, emitter=emitter)

@@ -26,15 +26,22 @@ async def replan(
     emitter: Emitter,
     cause: Envelope[Any] | None = None,
     now: datetime | None = None,
+    span: repository.Span = None,
 ) -> int:
-    """Offer every open session of ``region`` that can be offered; return how many."""
+    """Offer every open session of ``region`` that can be offered; return how many.
+
+    With a ``span``, only sessions overlapping it are planned (and only the windows and
+    commitments overlapping it read): an event touches one stretch of time, and planning
+    the whole region on every event grows with the square of its size. The periodic
+    sweep still plans everything.
+    """
     now = now or datetime.now(UTC)
     await repository.lock_region(conn, region)
     proposals = plan_offers(
-        await repository.sessions_needing_offer(conn, region, now),
-        await repository.windows(conn, region, now),
-        await repository.commitments(conn, region, now),
-        already_tried=await repository.tried_pairs(conn, region),
+        await repository.sessions_needing_offer(conn, region, now, span),
+        await repository.windows(conn, region, now, span),
+        await repository.commitments(conn, region, now, span),
+        already_tried=await repository.tried_pairs(conn, region, span),
     )
     for proposal in proposals:
         offer_id = uuid.uuid4()

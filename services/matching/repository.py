@@ -64,15 +64,26 @@ async def insert_window(
     )
 
 
-async def sessions_needing_offer(conn: Conn, region: str, now: datetime) -> list[OpenSession]:
-    """Open, future sessions of the region with no live offer."""
+Span = tuple[datetime, datetime] | None
+_OVERLAPS = "($3::timestamptz IS NULL OR ({a}.starts_at < $4 AND {a}.ends_at > $3))"
+
+
+def _span(span: Span) -> tuple[datetime | None, datetime | None]:
+    return span if span else (None, None)
+
+
+async def sessions_needing_offer(
+    conn: Conn, region: str, now: datetime, span: Span = None
+) -> list[OpenSession]:
+    """Open, future sessions of the region with no live offer (within ``span`` if given)."""
     rows = await conn.fetch(
         "SELECT s.* FROM sessions s WHERE s.region = $1 AND s.status = 'open'"
-        " AND s.starts_at > $2 AND NOT EXISTS (SELECT 1 FROM offers o WHERE"
-        " o.session_id = s.id AND (o.status = 'accepted'"
+        " AND s.starts_at > $2 AND " + _OVERLAPS.format(a="s") + " AND NOT EXISTS ("
+        "SELECT 1 FROM offers o WHERE o.session_id = s.id AND (o.status = 'accepted'"
         " OR (o.status = 'offered' AND o.expires_at > $2)))",
         region,
         now,
+        *_span(span),
     )
     return [
         OpenSession(
@@ -93,12 +104,14 @@ async def sessions_needing_offer(conn: Conn, region: str, now: datetime) -> list
     ]
 
 
-async def windows(conn: Conn, region: str, now: datetime) -> list[Window]:
-    """The region's windows that have not ended."""
+async def windows(conn: Conn, region: str, now: datetime, span: Span = None) -> list[Window]:
+    """The region's windows that have not ended (overlapping ``span`` if given)."""
     rows = await conn.fetch(
-        "SELECT * FROM availability WHERE region = $1 AND ends_at > $2 AND NOT withdrawn",
+        "SELECT * FROM availability w WHERE region = $1 AND ends_at > $2 AND NOT withdrawn"
+        " AND " + _OVERLAPS.format(a="w"),
         region,
         now,
+        *_span(span),
     )
     return [
         Window(
@@ -116,19 +129,26 @@ async def windows(conn: Conn, region: str, now: datetime) -> list[Window]:
     ]
 
 
-async def commitments(conn: Conn, region: str, now: datetime) -> list[Commitment]:
+async def commitments(
+    conn: Conn, region: str, now: datetime, span: Span = None
+) -> list[Commitment]:
     """Bookings and live or accepted offers: time clinicians can't be offered again."""
     rows = await conn.fetch(
-        "SELECT clinician_id, starts_at, ends_at FROM bookings WHERE ends_at > $2"
-        " UNION ALL SELECT clinician_id, starts_at, ends_at FROM offers WHERE region = $1"
-        " AND (status = 'accepted' OR (status = 'offered' AND expires_at > $2))",
+        "SELECT clinician_id, starts_at, ends_at FROM bookings b WHERE ends_at > $2 AND "
+        + _OVERLAPS.format(a="b")
+        + " UNION ALL SELECT clinician_id, starts_at, ends_at FROM offers o WHERE region = $1"
+        " AND (status = 'accepted' OR (status = 'offered' AND expires_at > $2)) AND "
+        + _OVERLAPS.format(a="o"),
         region,
         now,
+        *_span(span),
     )
     return [Commitment(r["clinician_id"], r["starts_at"], r["ends_at"]) for r in rows]
 
 
-async def tried_pairs(conn: Conn, region: str) -> frozenset[tuple[uuid.UUID, uuid.UUID]]:
+async def tried_pairs(
+    conn: Conn, region: str, span: Span = None
+) -> frozenset[tuple[uuid.UUID, uuid.UUID]]:
     """(session, clinician) pairs not to offer again: offered before, live or not.
 
     Offers withdrawn because the organisation changed the session don't count: the
@@ -136,8 +156,10 @@ async def tried_pairs(conn: Conn, region: str) -> frozenset[tuple[uuid.UUID, uui
     """
     rows = await conn.fetch(
         "SELECT o.session_id, o.clinician_id FROM offers o JOIN sessions s ON s.id = o.session_id"
-        " WHERE o.region = $1 AND s.status = 'open' AND o.status <> 'withdrawn'",
+        " WHERE o.region = $1 AND s.status = 'open' AND o.status <> 'withdrawn'"
+        " AND ($2::timestamptz IS NULL OR (s.starts_at < $3 AND s.ends_at > $2))",
         region,
+        *_span(span),
     )
     return frozenset((r["session_id"], r["clinician_id"]) for r in rows)
 

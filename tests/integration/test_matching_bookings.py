@@ -321,3 +321,28 @@ async def test_decline_and_withdrawn_time_cascade_to_the_next_clinician(
     )
     statuses = {o["clinician_id"]: o["status"] for o in await _offers(pool, region)}
     assert statuses == {first: "declined", second: "withdrawn"}
+
+
+async def test_an_event_replans_only_its_own_stretch_of_time(
+    pool: asyncpg.Pool, region: str
+) -> None:
+    """A re-plan for one session's span offers that session, not one a week later; the
+    sweep (no span) then offers the rest."""
+    emitter = Emitter(producer="matching", schema=SCHEMA)
+    near, far = _session(region), _session(region, hours_from_start=24 * 7)
+    clinician = uuid.uuid4()
+    async with pool.acquire() as conn, conn.transaction():
+        for s in (near, far):
+            await repository.insert_session(conn, region, s)
+        await _gp_window(conn, region, clinician, until=START + timedelta(days=8))
+        made = await planning.replan(
+            conn, region=region, emitter=emitter, span=(near.starts_at, near.ends_at)
+        )
+    assert made == 1
+    assert [o["session_id"] for o in await _offers(pool, region)] == [near.session_id]
+    async with pool.acquire() as conn, conn.transaction():
+        assert await planning.replan(conn, region=region, emitter=emitter) == 1
+    assert {o["session_id"] for o in await _offers(pool, region)} == {
+        near.session_id,
+        far.session_id,
+    }
