@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from shared.events import OfferRefused, SessionCancelled, new_envelope
+from shared.events import OfferRefused, SessionAmended, SessionCancelled, new_envelope
 from tests.conftest import Infra
+from tests.factories import session_posted
 from tests.integration.bank_support import filled, new_clinician, offered, running_bank
 from tests.integration.helpers import eventually, read_topic
 
@@ -22,9 +23,10 @@ pytestmark = pytest.mark.integration
 async def test_bank_events_travel_through_kafka(
     infra: Infra, topic_prefix: str, region: str
 ) -> None:
-    """session.offered, session.filled, offer.refused and session.cancelled arrive from
-    Kafka; availability.offered/withdrawn, offer.accepted/declined, booking.cancelled and
-    clinician.transferred leave through the outbox onto Kafka, keyed by region."""
+    """session.offered, session.filled, offer.refused, session.amended and
+    session.cancelled arrive from Kafka; availability.offered/withdrawn,
+    offer.accepted/declined, booking.cancelled and clinician.transferred leave through
+    the outbox onto Kafka, keyed by region."""
     producer = AIOKafkaProducer(bootstrap_servers=infra.bootstrap)
     await producer.start()
 
@@ -39,21 +41,29 @@ async def test_bank_events_travel_through_kafka(
     try:
         async with running_bank(infra, topic_prefix) as (_, client):
             me, auth, _ = await new_clinician(infra, region)
-            keep, refuse, drop, gone = (offered(me, hours_ahead=h) for h in (30, 60, 90, 120))
-            for offer in (keep, refuse, drop, gone):
+            keep, refuse, drop, gone, moved = (
+                offered(me, hours_ahead=h) for h in (30, 60, 90, 120, 150)
+            )
+            for offer in (keep, refuse, drop, gone, moved):
                 await send("session.offered", offer)
 
             async def four_offers() -> bool:
-                return len((await client.get("/api/offers", headers=auth)).json()) == 4
+                return len((await client.get("/api/offers", headers=auth)).json()) == 5
 
             await eventually(four_offers, timeout_s=40)
-            for offer in (keep, refuse, gone):
+            for offer in (keep, refuse, gone, moved):
                 assert (
                     await client.post(f"/api/offers/{offer.offer_id}/accept", headers=auth)
                 ).status_code == 202
             await client.post(f"/api/offers/{drop.offer_id}/decline", headers=auth)
             await send("session.filled", filled(keep))
             await send("session.filled", filled(gone))
+            await send("session.filled", filled(moved))
+            later = session_posted(moved.starts_at + timedelta(days=1), session_id=moved.session_id)
+            await send(
+                "session.amended",
+                SessionAmended(**later.model_dump(), released_clinician_id=me),
+            )
             await send(
                 "offer.refused",
                 OfferRefused(
@@ -79,10 +89,10 @@ async def test_bank_events_travel_through_kafka(
 
             async def settled() -> dict[str, str]:
                 statuses = {}
-                for offer in (keep, refuse, drop, gone):
+                for offer in (keep, refuse, drop, gone, moved):
                     row = (await client.get(f"/api/offers/{offer.offer_id}", headers=auth)).json()
                     statuses[row["site_name"] + str(offer.offer_id)[:4]] = row["status"]
-                wanted = ["booked", "refused", "declined", "cancelled"]
+                wanted = ["booked", "refused", "declined", "cancelled", "cancelled"]
                 return statuses if list(statuses.values()) == wanted else {}
 
             await eventually(settled, timeout_s=30)
