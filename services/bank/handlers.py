@@ -6,7 +6,6 @@ from typing import Any
 
 from services.bank import repository
 from services.bank.domain import OfferStatus, distance_km
-from services.bank.live import OFFERS_CHANNEL
 from shared.db.types import Conn
 from shared.events import (
     Envelope,
@@ -50,7 +49,7 @@ async def on_session_offered(conn: Conn, envelope: Envelope[Any]) -> None:
         },
     )
     # Wakes the clinician's open app (after commit, which is exactly when it may look).
-    await conn.execute("SELECT pg_notify($1, $2)", OFFERS_CHANNEL, str(data.clinician_id))
+    await repository.wake_app(conn, data.clinician_id)
 
 
 async def on_session_filled(conn: Conn, envelope: Envelope[Any]) -> None:
@@ -63,30 +62,33 @@ async def on_offer_refused(conn: Conn, envelope: Envelope[Any]) -> None:
     """Tell the clinician their acceptance could not be honoured, and why."""
     data: OfferRefused = envelope.data
     await repository.set_offer_status(conn, data.offer_id, OfferStatus.REFUSED, refusal=data.reason)
+    await repository.wake_app(conn, data.clinician_id)
 
 
 async def on_session_amended(conn: Conn, envelope: Envelope[Any]) -> None:
     """A booking the organisation's change released is no longer the clinician's."""
     data: SessionAmended = envelope.data
     if data.released_clinician_id is not None:
-        await repository.close_session_offers(
+        for clinician in await repository.close_session_offers(
             conn,
             data.session_id,
             booked_to=OfferStatus.CANCELLED,
             note="The organisation changed the session's time or role; you are not booked.",
-        )
+        ):
+            await repository.wake_app(conn, clinician)
 
 
 async def on_session_cancelled(conn: Conn, envelope: Envelope[Any]) -> None:
     """Tell whoever was booked or offered that the session is gone, and why."""
     data: SessionCancelled = envelope.data
     reason = f": {data.reason}" if data.reason else "."
-    await repository.close_session_offers(
+    for clinician in await repository.close_session_offers(
         conn,
         data.session_id,
         booked_to=OfferStatus.CANCELLED,
         note=f"The organisation cancelled the session{reason}",
-    )
+    ):
+        await repository.wake_app(conn, clinician)
 
 
 def handlers() -> dict[str, Handler]:

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from services.bank.domain import Clinician, Offer, OfferStatus
+from services.bank.live import OFFERS_CHANNEL
 from services.bank.patterns import Pattern
 from shared.catalogue import Employment, Profession, Sector, Skill
 from shared.db.types import Conn
@@ -430,14 +431,22 @@ async def offers_of(
 
 async def close_session_offers(
     conn: Conn, session_id: uuid.UUID, *, booked_to: OfferStatus, note: str
-) -> None:
+) -> list[uuid.UUID]:
     """The organisation changed or cancelled a session: withdraw open offers, and move
-    any booking to ``booked_to``, each with ``note`` to show the clinician."""
-    await conn.execute(
+    any booking to ``booked_to``, each with ``note`` to show the clinician. Return the
+    clinicians affected."""
+    rows = await conn.fetch(
         "UPDATE offers SET status = CASE WHEN status IN ('accepted', 'booked') THEN $2"
         " ELSE 'withdrawn' END, refusal = $3"
-        " WHERE session_id = $1 AND status IN ('offered', 'accepted', 'booked')",
+        " WHERE session_id = $1 AND status IN ('offered', 'accepted', 'booked')"
+        " RETURNING clinician_id",
         session_id,
         booked_to.value,
         note,
     )
+    return [r["clinician_id"] for r in rows]
+
+
+async def wake_app(conn: Conn, clinician_id: uuid.UUID) -> None:
+    """Tell the clinician's open app to look again (delivered on commit)."""
+    await conn.execute("SELECT pg_notify($1, $2)", OFFERS_CHANNEL, str(clinician_id))

@@ -99,6 +99,7 @@ def _conflict_rows(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
     return [
         {
             "offer_id": str(r["id"]),
+            "late": str(is_late(r["starts_at"], now=datetime.now(UTC))).lower(),
             "site_name": r["site_name"],
             "starts_at": r["starts_at"].isoformat(),
             "ends_at": r["ends_at"].isoformat(),
@@ -118,6 +119,9 @@ async def withdraw_window(
     if booked:
         raise BookingConflict(_conflict_rows(booked))
     await repository.withdraw_window(conn, window["id"])
+    if window["pattern_id"] is not None:
+        # Otherwise the pattern would make this date's window again at its next extension.
+        await repository.add_exception(conn, window["pattern_id"], london_date(window["starts_at"]))
     await emitter.emit(
         conn,
         AvailabilityWithdrawn(availability_id=window["id"], clinician_id=clinician.id),

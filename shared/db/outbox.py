@@ -51,9 +51,7 @@ async def append(conn: Conn, *, topic: str, envelope: Envelope[Any], schema: str
     await conn.execute("SELECT pg_notify($1, '')", channel_for(schema))
 
 
-async def append_many(
-    conn: Conn, items: list[tuple[str, Envelope[Any]]], *, schema: str
-) -> None:
+async def append_many(conn: Conn, items: list[tuple[str, Envelope[Any]]], *, schema: str) -> None:
     """Record many (topic, envelope) pairs in one statement; for bulk intake."""
     if not items:
         return

@@ -194,7 +194,10 @@ async def test_taking_back_booked_time_explains_and_cancelling_properly_is_count
 
         blocked = await client.delete(f"/api/availability/{window}", headers=auth)
         assert blocked.status_code == 409
-        assert f"/api/bookings/{offer.offer_id}/cancel" in blocked.json()["errors"][0]["message"]
+        [conflict] = blocked.json()["errors"]
+        assert conflict["offer_id"] == str(offer.offer_id)
+        assert f"/api/bookings/{offer.offer_id}/cancel" in conflict["message"]
+        assert "counts as a late cancellation" in blocked.json()["detail"]
         bad = await client.post(
             f"/api/bookings/{offer.offer_id}/cancel", json={"reason": ""}, headers=auth
         )
@@ -259,6 +262,29 @@ async def test_declining_publishes_and_patterns_offer_eight_weeks(
         left = (await client.get("/api/availability", headers=auth)).json()
         assert len(left) == len(windows) - 1
         assert len(await outbox(app, "availability.withdrawn", me)) == 1
+        # Deleting a pattern's window directly also keeps it from being made again.
+        second = left[0]
+        assert (
+            await client.delete(f"/api/availability/{second['availability_id']}", headers=auth)
+        ).status_code == 204
+        from services.bank import repository, use_cases  # noqa: PLC0415
+        from services.bank.patterns import Pattern  # noqa: PLC0415
+
+        pool = app.state.runtime.pool
+        async with pool.acquire() as conn, conn.transaction():
+            clinician = await repository.clinician(conn, me)
+            pattern = await repository.pattern_for_update(conn, me, uuid.UUID(pattern_id))
+            assert clinician is not None
+            assert isinstance(pattern, Pattern)
+            made_again = await use_cases.extend_pattern(
+                conn,
+                clinician=clinician,
+                pattern=pattern,
+                emitter=app.state.runtime.emitter,
+                today=datetime.now(UTC).date(),
+            )
+        assert made_again == 0
+        assert len((await client.get("/api/availability", headers=auth)).json()) == len(windows) - 2
         bad = await client.post(
             "/api/availability/patterns",
             json={"weekday": 0, "start_time": "17:00", "end_time": "09:00"},
@@ -299,4 +325,13 @@ async def test_profile_changes_check_the_register_and_publish_transfers(
             "to_organisation": "U12345",
         }
         assert "Priya" not in str(await outbox(app, "availability.offered", me))
+        set_email = await client.patch(
+            "/api/me", json={"email": "priya@example.nhs.uk"}, headers=auth
+        )
+        assert set_email.json()["email"] == "priya@example.nhs.uk"
+        cleared = await client.patch("/api/me", json={"email": None}, headers=auth)
+        assert cleared.json()["email"] is None
+        no_travel = await client.patch("/api/me", json={"travel_km": None}, headers=auth)
+        assert no_travel.status_code == 422
+        assert no_travel.json()["errors"] == [{"field": "travel_km", "message": "cannot be empty"}]
         assert uuid.UUID(event["clinician_id"]) == me

@@ -14,6 +14,7 @@ import uvicorn
 from fairshare.infra import free_port
 from services.bank.app import create_app
 from services.bank.settings import BankSettings
+from shared.events import OfferRefused
 from tests.conftest import Infra
 from tests.integration.bank_support import deliver, new_clinician, offered
 from tests.integration.helpers import eventually, settings_for
@@ -69,6 +70,20 @@ async def test_a_new_offer_is_pushed_to_the_open_stream(
             assert pushed[0]["distance_km"] is not None
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(_next_offers(their_lines), timeout=1.5)
+            await client.post(f"/api/offers/{offer.offer_id}/accept", headers=auth)
+            await deliver(
+                app,
+                "offer.refused",
+                OfferRefused(
+                    offer_id=offer.offer_id,
+                    session_id=offer.session_id,
+                    clinician_id=me,
+                    reason="Taken",
+                ),
+                region,
+            )
+            # The refusal wakes the stream at once, not at the 15-second keep-alive.
+            assert await asyncio.wait_for(_next_offers(my_lines), timeout=5) == []
     finally:
         server.should_exit = True
         await task

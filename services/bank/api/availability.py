@@ -59,13 +59,17 @@ class ExceptionIn(BaseModel):
 
 
 def _conflict(exc: use_cases.BookingConflict) -> Problem:
+    late = any(b["late"] == "true" for b in exc.bookings)
+    counted = "; within 48 hours of the start it counts as a late cancellation" if late else ""
     return Problem(
         409,
         "You are booked during that time. Cancel the booking properly first (the practice"
-        " is told, and a late cancellation is counted), then take the time back.",
+        f" is told{counted}), then take the time back.",
         errors=[
             {
                 "field": "booking",
+                "offer_id": b["offer_id"],
+                "late": b["late"],
                 "message": f"{b['site_name']} {b['starts_at']}: {b['cancel_with']}",
             }
             for b in exc.bookings

@@ -71,6 +71,9 @@ class ProfileChanges(BaseModel):
     self_employed: bool | None = Field(default=None, description="Self-employed.")
 
 
+_CLEARABLE = {"email", "phone", "home_organisation", "register_", "register_number"}
+
+
 @router.get("/me", summary="My record")
 async def me(clinician: Me) -> dict[str, Any]:
     """Everything the bank holds about you."""
@@ -80,9 +83,18 @@ async def me(clinician: Me) -> dict[str, Any]:
 @router.patch("/me", summary="Change my record")
 async def change_me(request: Request, clinician: Me, changes: ProfileChanges) -> dict[str, Any]:
     """Apply your changes; a new home sector or employer is published as a transfer."""
-    values = changes.model_dump(exclude_none=True)
+    values = changes.model_dump(exclude_unset=True)
+    # Sent as null: clears what may be empty; anything else must have a value.
+    must_have = [k for k, v in values.items() if v is None and k not in _CLEARABLE]
+    if must_have:
+        raise Problem(
+            422,
+            "Some fields can't be empty.",
+            errors=[{"field": k.rstrip("_"), "message": "cannot be empty"} for k in must_have],
+        )
     if "register_" in values:
-        values["register"] = values.pop("register_").value
+        given = values.pop("register_")
+        values["register"] = given.value if given else None
     if "skills" in values:
         values["skills"] = frozenset(values["skills"])
     register = values.get("register", clinician.register)

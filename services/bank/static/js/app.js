@@ -57,6 +57,7 @@ function render() {
   }
   if (cleanup) cleanup();
   cleanup = null;
+  document.getElementById("toast").hidden = true; // a message belongs to the screen it was for
   main.replaceChildren();
   tabbar.hidden = !state.me;
   document.body.classList.toggle("signed-in", Boolean(state.me));

@@ -101,7 +101,12 @@ export function field({
     input,
     error,
   );
-  return {
+  const clearOnEdit = () => {
+    if (el.classList.contains("has-error")) api.setError(null);
+  };
+  input.addEventListener("input", clearOnEdit);
+  input.addEventListener("change", clearOnEdit);
+  const api = {
     el,
     input,
     setError(message) {
@@ -118,6 +123,7 @@ export function field({
       }
     },
   };
+  return api;
 }
 
 /** A form-level message (problems not tied to one field); focused so it is read out. */
@@ -201,6 +207,7 @@ export function toast(message, kind = "info") {
   el.textContent = message;
   el.dataset.kind = kind;
   el.hidden = false;
+  announce(message);
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => {
     el.hidden = true;

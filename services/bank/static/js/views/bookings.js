@@ -18,7 +18,7 @@ export function render(main, ctx, arg) {
   let alive = true;
   let poll = 0;
   const list = h("div", { class: "booking-list", "aria-busy": "true" }, h("p", { class: "loading" }, "Loading bookings…"));
-  const saved = h("p", { class: "saved-note", hidden: true, "data-testid": "saved-note" });
+  const saved = h("p", { class: "notice", hidden: true, "data-testid": "saved-note" });
 
   const tab = (name, label) =>
     h(
@@ -97,7 +97,7 @@ export function render(main, ctx, arg) {
       h(
         "dl",
         { class: "facts" },
-        h("div", { class: "fact wide" }, h("dt", {}, "When"), h("dd", {}, range(booking.starts_at, booking.ends_at), h("span", { class: "muted" }, ` (${duration(ends - starts)})`))),
+        h("div", { class: "fact wide" }, h("dt", {}, "When (UK time)"), h("dd", {}, range(booking.starts_at, booking.ends_at), h("span", { class: "muted" }, ` (${duration(ends - starts)})`))),
         h("div", { class: "fact" }, h("dt", {}, "Pay"), h("dd", {}, pay(booking.rate_pence_per_hour))),
         h("div", { class: "fact" }, h("dt", {}, "Distance"), h("dd", {}, distance(booking.distance_km))),
       ),

@@ -158,7 +158,12 @@ export function explainConflict(error, { lateSoFar = null, toast } = {}) {
         "div",
         { class: "dialog-body", "data-testid": "conflict" },
         h("h2", { id: titleId }, "You’re booked during this time"),
-        h("p", {}, error.explanation),
+        h(
+          "p",
+          {},
+          "To take this time back, first cancel the booking in it. The practice is told why," +
+            " and if it starts within 48 hours it counts as a late cancellation.",
+        ),
         list,
         h(
           "div",

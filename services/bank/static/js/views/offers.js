@@ -99,7 +99,7 @@ export function render(main, ctx) {
       h(
         "dl",
         { class: "facts" },
-        fact("When", h("span", { "data-testid": "when" }, range(offer.starts_at, offer.ends_at)), h("span", { class: "muted" }, ` (${duration(ends - starts)})`), "wide"),
+        fact("When (UK time)", h("span", { "data-testid": "when" }, range(offer.starts_at, offer.ends_at)), h("span", { class: "muted" }, ` (${duration(ends - starts)})`), "wide"),
         fact("Pay", pay(offer.rate_pence_per_hour)),
         fact("Distance", h("span", { "data-testid": "distance" }, `${distance(offer.distance_km)} away`)),
         fact("Answer by", `${londonTime(new Date(offer.expires_at))} · `, countdownEl, "wide"),

@@ -321,6 +321,7 @@ export function render(main, ctx) {
   fill();
   form.addEventListener("input", () => {
     edited = true;
+    saved.hidden = true;
   });
 
   // Fresh from the server, in case it changed elsewhere.

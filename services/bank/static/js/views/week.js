@@ -21,7 +21,7 @@ export function render(main, ctx) {
   const today = londonDate(new Date());
   const days = Array.from({ length: 7 }, (_, i) => addDays(today, i));
 
-  const status = h("p", { class: "saved-note", hidden: true });
+  const status = h("p", { class: "notice", hidden: true, "data-testid": "saved-note" });
   const calendar = h("div", { class: "days", "aria-busy": "true" }, h("p", { class: "loading" }, "Loading your week…"));
   const patternList = h("div", { class: "patterns" });
   const addForm = windowForm();
