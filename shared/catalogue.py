@@ -134,6 +134,55 @@ class Skill(StrEnum):
     CONTACT_LENS = "contact_lens"
 
 
+K = Skill
+_NURSING = frozenset(
+    {
+        K.MINOR_ILLNESS,
+        K.CERVICAL_SCREENING,
+        K.CHILDHOOD_IMMUNISATIONS,
+        K.LONG_TERM_CONDITIONS,
+        K.TRAVEL_HEALTH,
+        K.WOUND_CARE,
+        K.INDEPENDENT_PRESCRIBER,
+    }
+)
+_ALLIED = frozenset({K.INDEPENDENT_PRESCRIBER, K.MINOR_ILLNESS, K.LONG_TERM_CONDITIONS})
+# Which skills a profession can hold: the bank refuses, say, cervical screening for an
+# optometrist, so a session's skill requirement means what it says.
+SKILLS_FOR: dict[Profession, frozenset[Skill]] = {
+    P.GP: frozenset(Skill),
+    P.PRACTICE_NURSE: _NURSING,
+    P.ADVANCED_NURSE_PRACTITIONER: _NURSING | {K.MINOR_SURGERY, K.MEDICATION_REVIEW},
+    P.PHARMACIST: frozenset(
+        {
+            K.INDEPENDENT_PRESCRIBER,
+            K.MINOR_ILLNESS,
+            K.LONG_TERM_CONDITIONS,
+            K.MEDICATION_REVIEW,
+            K.TRAVEL_HEALTH,
+        }
+    ),
+    P.PHARMACY_TECHNICIAN: frozenset({K.MEDICATION_REVIEW}),
+    P.DENTIST: frozenset({K.MINOR_SURGERY}),
+    P.DENTAL_NURSE: frozenset(),
+    P.DENTAL_HYGIENIST: frozenset(),
+    P.OPTOMETRIST: frozenset({K.INDEPENDENT_PRESCRIBER, K.CONTACT_LENS}),
+    P.DISPENSING_OPTICIAN: frozenset({K.CONTACT_LENS}),
+    P.PARAMEDIC: _ALLIED | {K.WOUND_CARE},
+    P.PHYSIOTHERAPIST: _ALLIED,
+    P.PHYSICIAN_ASSOCIATE: frozenset({K.MINOR_ILLNESS, K.LONG_TERM_CONDITIONS, K.WOUND_CARE}),
+    P.OCCUPATIONAL_THERAPIST: frozenset({K.LONG_TERM_CONDITIONS}),
+    P.DIETITIAN: frozenset({K.INDEPENDENT_PRESCRIBER, K.LONG_TERM_CONDITIONS}),
+    P.PODIATRIST: frozenset({K.INDEPENDENT_PRESCRIBER, K.WOUND_CARE, K.MINOR_SURGERY}),
+    P.MENTAL_HEALTH_PRACTITIONER: frozenset({K.INDEPENDENT_PRESCRIBER, K.LONG_TERM_CONDITIONS}),
+}
+
+
+def foreign_skills(profession: Profession, skills: frozenset[Skill]) -> list[Skill]:
+    """The skills in ``skills`` that ``profession`` can't hold, in catalogue order."""
+    return [k for k in Skill if k in skills and k not in SKILLS_FOR[profession]]
+
+
 class Urgency(StrEnum):
     """How soon the organisation needs the session filled."""
 

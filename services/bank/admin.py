@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from services.bank import repository
 from services.bank.domain import INVITE_TTL, SESSION_TTL, Clinician, hash_token, new_token
 from services.bank.registers import Register, check_registration
+from shared.catalogue import foreign_skills
 from shared.db.types import Conn
 
 
@@ -24,6 +25,10 @@ def new_invite_code() -> str:
 
 async def register_clinician(conn: Conn, clinician: Clinician) -> Clinician:
     """Check the register number's format and store the clinician."""
+    if wrong := foreign_skills(clinician.profession, clinician.skills):
+        names = ", ".join(k.value for k in wrong)
+        msg = f"skills: {names} is not a skill a {clinician.profession.value} holds here"
+        raise AdminError(msg)
     if clinician.register is not None and clinician.register_number is not None:
         problem = check_registration(
             clinician.profession, Register(clinician.register), clinician.register_number

@@ -325,6 +325,13 @@ async def test_profile_changes_check_the_register_and_publish_transfers(
             "to_organisation": "U12345",
         }
         assert "Priya" not in str(await outbox(app, "availability.offered", me))
+        foreign = await client.patch("/api/me", json={"skills": ["contact_lens"]}, headers=auth)
+        assert foreign.status_code == 422
+        assert foreign.json()["errors"][0] == {
+            "field": "skills",
+            "message": "contact lens is not a skill of a pharmacist",
+        }
+        assert (await client.get("/api/me", headers=auth)).json()["skill_choices"]
         set_email = await client.patch(
             "/api/me", json={"email": "priya@example.nhs.uk"}, headers=auth
         )

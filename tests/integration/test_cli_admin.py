@@ -73,6 +73,54 @@ def test_organisation_administration_round_trip(infra: Infra, region: str) -> No
     assert json.loads(run("callbacks", "list", "--ods", ods, "--json")) == []
     assert "no callback with id" in run("callbacks", "replay", "999999999", code=1)
     assert json.loads(run("sessions", "list", "--ods", ods, "--json")) == []
+    assert "is not a skill" in run(
+        "clinician",
+        "add",
+        "--name",
+        "Olu",
+        "--profession",
+        "optometrist",
+        "--home-sector",
+        "optometry",
+        "--region",
+        region,
+        "--skill",
+        "cervical_screening",
+        code=1,
+    )
+    assert "7 digits starting with 2" in run(
+        "clinician",
+        "invite",
+        "--name",
+        "Ann",
+        "--profession",
+        "pharmacist",
+        "--home-sector",
+        "community_pharmacy",
+        "--region",
+        region,
+        "--register",
+        "GPhC",
+        "--register-number",
+        "999",
+        code=1,
+    )
+    assert "invite code: " in run(
+        "clinician",
+        "invite",
+        "--name",
+        "Ann",
+        "--profession",
+        "pharmacist",
+        "--home-sector",
+        "community_pharmacy",
+        "--region",
+        region,
+        "--register",
+        "GPhC",
+        "--register-number",
+        "2012345",
+    )
     assert "not valid" in run(
         "org",
         "add",

@@ -131,3 +131,15 @@ def test_a_new_home_sector_or_employer_is_a_transfer() -> None:
 def test_distance_is_straight_line_kilometres() -> None:
     """Manchester to Liverpool is about 50 km as the crow flies."""
     assert distance_km(53.48, -2.24, 53.41, -2.98) == pytest.approx(50, abs=3)
+
+
+def test_skills_belong_to_professions() -> None:
+    """Every profession has a skill list; an optometrist can't hold cervical screening."""
+    from shared.catalogue import SKILLS_FOR, Skill, foreign_skills  # noqa: PLC0415
+
+    assert set(SKILLS_FOR) == set(Profession)
+    wrong = foreign_skills(
+        Profession.OPTOMETRIST, frozenset({Skill.CERVICAL_SCREENING, Skill.CONTACT_LENS})
+    )
+    assert wrong == [Skill.CERVICAL_SCREENING]
+    assert foreign_skills(Profession.GP, frozenset(Skill)) == []

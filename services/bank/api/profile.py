@@ -11,7 +11,7 @@ from services.bank import use_cases
 from services.bank.api.auth import Me, runtime_of
 from services.bank.domain import Clinician
 from services.bank.registers import FORMATS, Register, check_registration
-from shared.catalogue import OdsCode, Sector, Skill
+from shared.catalogue import SKILLS_FOR, OdsCode, Sector, Skill, foreign_skills
 from shared.http.problems import Problem
 
 router = APIRouter(prefix="/api", tags=["profile"])
@@ -32,6 +32,7 @@ def profile_json(c: Clinician) -> dict[str, Any]:
         "home_organisation": c.home_organisation,
         "employment": c.employment.value,
         "skills": sorted(k.value for k in c.skills),
+        "skill_choices": sorted(k.value for k in SKILLS_FOR[c.profession]),
         "latitude": c.latitude,
         "longitude": c.longitude,
         "travel_km": c.travel_km,
@@ -96,7 +97,20 @@ async def change_me(request: Request, clinician: Me, changes: ProfileChanges) ->
         given = values.pop("register_")
         values["register"] = given.value if given else None
     if "skills" in values:
-        values["skills"] = frozenset(values["skills"])
+        values["skills"] = frozenset(values["skills"] or ())
+        if wrong := foreign_skills(clinician.profession, values["skills"]):
+            raise Problem(
+                422,
+                "Some skills don't belong to your profession.",
+                errors=[
+                    {
+                        "field": "skills",
+                        "message": f"{k.value.replace('_', ' ')} is not a skill"
+                        f" of a {clinician.profession.value.replace('_', ' ')}",
+                    }
+                    for k in wrong
+                ],
+            )
     register = values.get("register", clinician.register)
     number = values.get("register_number", clinician.register_number)
     if ("register" in values or "register_number" in values) and register and number:

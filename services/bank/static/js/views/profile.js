@@ -145,7 +145,12 @@ export function render(main, ctx) {
     sectorSelect.value = me.home_sector;
     homeOrganisation.input.value = me.home_organisation ?? "";
     const held = new Set(me.skills ?? []);
-    for (const box of skillBoxes) box.input.checked = held.has(box.value);
+    // Only the skills this profession can hold are offered (the server refuses others).
+    const allowed = new Set(me.skill_choices ?? Object.keys(SKILLS));
+    for (const box of skillBoxes) {
+      box.input.checked = held.has(box.value);
+      box.el.hidden = !allowed.has(box.value) && !held.has(box.value);
+    }
     latitude.input.value = me.latitude ?? "";
     longitude.input.value = me.longitude ?? "";
     travel.input.value = me.travel_km ?? "";
