@@ -152,7 +152,7 @@ async def callbacks_forever(runtime: Runtime, settings: VacanciesSettings) -> No
             while True:
                 try:
                     while await deliver_due(runtime, settings, client):
-                        pass
+                        continue  # some were due: look again before sleeping
                 except Exception:  # database away: try again shortly
                     log.exception("callback delivery failed")
                 with contextlib.suppress(TimeoutError):

@@ -136,7 +136,7 @@ async def run_relay(
         while True:
             try:
                 while await relay_once(pool, publisher):
-                    pass
+                    continue  # some went out: there may be more waiting
                 backoff = 0.2
             except Exception as exc:
                 # Broker or database away: keep the rows, retry with capped backoff.
