@@ -38,17 +38,18 @@ def channel_for(schema: str) -> str:
 
 async def append(conn: Conn, *, topic: str, envelope: Envelope[Any], schema: str) -> None:
     """Record ``envelope`` for publication; call inside the state change's transaction."""
+    # One round trip for both. The NOTIFY is delivered only if the transaction commits,
+    # which is exactly when it is useful.
     await conn.execute(
-        "INSERT INTO outbox (event_id, event_type, topic, message_key, payload)"
-        " VALUES ($1, $2, $3, $4, $5)",
+        "WITH added AS (INSERT INTO outbox (event_id, event_type, topic, message_key, payload)"
+        " VALUES ($1, $2, $3, $4, $5) RETURNING 1) SELECT pg_notify($6, '') FROM added",
         envelope.event_id,
         envelope.type,
         topic,
         envelope.region,
         envelope.model_dump(mode="json"),
+        channel_for(schema),
     )
-    # Delivered only if the transaction commits, which is exactly when it is useful.
-    await conn.execute("SELECT pg_notify($1, '')", channel_for(schema))
 
 
 async def append_many(conn: Conn, items: list[tuple[str, Envelope[Any]]], *, schema: str) -> None:
