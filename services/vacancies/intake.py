@@ -197,21 +197,22 @@ class Intake:
         if broken:
             return _rejected(incoming.external_id, broken, 422)
         assert site is not None
+        if not must_exist:
+            # Insert first: most posts are new, and this saves the look-up round trip.
+            session = StoredSession(
+                new_session_id(), self.poster.ods_code, incoming, SessionStatus.OPEN, None
+            )
+            if await repository.insert_session(self.conn, session):
+                await self.emitter.emit(
+                    self.conn, SessionPosted(**self.state(session, site)), region=self.poster.region
+                )
+                return _result(session, Outcome.CREATED, 202)
         existing = await repository.session_by_external_id(
             self.conn, organisation=self.poster.ods_code, external_id=incoming.external_id
         )
         if existing is None:
-            if must_exist:
-                missing = RuleBroken(f"{prefix}.external_id", "no session with this id to amend")
-                return _rejected(incoming.external_id, [missing], 404)
-            session = StoredSession(
-                new_session_id(), self.poster.ods_code, incoming, SessionStatus.OPEN, None
-            )
-            await repository.insert_session(self.conn, session)
-            await self.emitter.emit(
-                self.conn, SessionPosted(**self.state(session, site)), region=self.poster.region
-            )
-            return _result(session, Outcome.CREATED, 202)
+            missing = RuleBroken(f"{prefix}.external_id", "no session with this id to amend")
+            return _rejected(incoming.external_id, [missing], 404)
         change = amend(existing, incoming)
         if change.outcome is Outcome.REJECTED:
             assert change.refusal is not None

@@ -190,13 +190,14 @@ async def session_by_id(conn: Conn, session_id: uuid.UUID) -> StoredSession | No
     return stored_session(row) if row else None
 
 
-async def insert_session(conn: Conn, session: StoredSession) -> None:
-    """Store a newly posted session."""
+async def insert_session(conn: Conn, session: StoredSession) -> bool:
+    """Store a newly posted session; False if its external id is already used."""
     d = session.details
-    await conn.execute(
+    inserted = await conn.fetchval(
         "INSERT INTO sessions (id, organisation, external_id, role, starts_at, ends_at, site,"
         " skills, rate_pence_per_hour, urgency, notes, status)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        " ON CONFLICT (organisation, external_id) DO NOTHING RETURNING true",
         session.id,
         session.organisation,
         d.external_id,
@@ -210,6 +211,7 @@ async def insert_session(conn: Conn, session: StoredSession) -> None:
         d.notes,
         session.status.value,
     )
+    return bool(inserted)
 
 
 async def save_session(conn: Conn, session: StoredSession) -> None:
