@@ -20,8 +20,13 @@ async def on_session_event(conn: Conn, envelope: Envelope[Any]) -> None:
     """Count the session in the stage this event marks, and list the event as activity."""
     stage = stage_for(envelope.type)
     sector = str(envelope.data.sector)
-    if await repository.claim_stage(conn, session_id=envelope.data.session_id, stage=stage):
-        await repository.increment(conn, region=envelope.region, sector=sector, stage=stage)
+    await repository.count_once(
+        conn,
+        session_id=envelope.data.session_id,
+        region=envelope.region,
+        sector=sector,
+        stage=stage,
+    )
     await repository.add_recent(
         conn,
         event_id=envelope.event_id,

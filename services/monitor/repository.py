@@ -14,26 +14,25 @@ from shared.db.types import Conn
 RECENT_KEPT = 50
 
 
-async def claim_stage(conn: Conn, *, session_id: uuid.UUID, stage: Stage) -> bool:
-    """Record that the session reached ``stage``; False if it already had."""
-    inserted = await conn.fetchval(
-        "INSERT INTO session_stages (session_id, stage) VALUES ($1, $2)"
-        " ON CONFLICT DO NOTHING RETURNING true",
+async def count_once(
+    conn: Conn, *, session_id: uuid.UUID, region: str, sector: str, stage: Stage
+) -> bool:
+    """Claim the stage for the session and, if it is new, count it: one round trip."""
+    column = Stage(stage).value  # interpolated below: only the enum's own values get through
+    counted = await conn.fetchval(
+        "WITH claimed AS (INSERT INTO session_stages (session_id, stage) VALUES ($1, $2)"
+        " ON CONFLICT DO NOTHING RETURNING 1),"
+        f" counted AS (INSERT INTO sector_counts (region, sector, {column})"
+        " SELECT $3, $4, 1 FROM claimed"
+        f" ON CONFLICT (region, sector) DO UPDATE SET {column} = sector_counts.{column} + 1"
+        " RETURNING 1)"
+        " SELECT count(*) FROM counted",
         session_id,
         stage.value,
-    )
-    return bool(inserted)
-
-
-async def increment(conn: Conn, *, region: str, sector: str, stage: Stage) -> None:
-    """Add one to the ``stage`` counter of the region's sector."""
-    column = Stage(stage).value  # interpolated below: only the enum's own values get through
-    await conn.execute(
-        f"INSERT INTO sector_counts (region, sector, {column}) VALUES ($1, $2, 1)"
-        f" ON CONFLICT (region, sector) DO UPDATE SET {column} = sector_counts.{column} + 1",
         region,
         sector,
     )
+    return bool(counted)
 
 
 async def add_recent(
@@ -55,8 +54,11 @@ async def add_recent(
         sector,
         occurred_at,
     )
+    # Trimmed only once the list has doubled: a DELETE on every event cost round trips
+    # that busy regions felt (the intake benchmark).
     await conn.execute(
-        "DELETE FROM recent_events WHERE event_id NOT IN"
+        "DELETE FROM recent_events WHERE (SELECT count(*) FROM recent_events) > $1 * 2"
+        " AND event_id NOT IN"
         " (SELECT event_id FROM recent_events ORDER BY occurred_at DESC LIMIT $1)",
         RECENT_KEPT,
     )
