@@ -57,6 +57,12 @@ def _clinician(row: asyncpg.Record) -> Clinician:
     )
 
 
+def _pattern(r: asyncpg.Record) -> Pattern:
+    return Pattern(
+        r["id"], r["weekday"], r["start_time"], r["end_time"], r["valid_from"], r["valid_until"]
+    )
+
+
 def _values(clinician: Clinician) -> list[Any]:
     return [
         clinician.display_name,
@@ -256,17 +262,7 @@ async def patterns_of(conn: Db, clinician_id: uuid.UUID) -> list[Pattern]:
         " ORDER BY weekday, start_time",
         clinician_id,
     )
-    return [
-        Pattern(
-            r["id"],
-            r["weekday"],
-            r["start_time"],
-            r["end_time"],
-            r["valid_from"],
-            r["valid_until"],
-        )
-        for r in rows
-    ]
+    return [_pattern(r) for r in rows]
 
 
 async def pattern_for_update(
@@ -279,11 +275,7 @@ async def pattern_for_update(
         pattern_id,
         clinician_id,
     )
-    if r is None:
-        return None
-    return Pattern(
-        r["id"], r["weekday"], r["start_time"], r["end_time"], r["valid_from"], r["valid_until"]
-    )
+    return _pattern(r) if r else None
 
 
 async def add_exception(conn: Conn, pattern_id: uuid.UUID, on_date: date) -> None:
@@ -322,20 +314,7 @@ async def withdraw_pattern(conn: Conn, pattern_id: uuid.UUID) -> None:
 async def live_patterns(conn: Db) -> list[tuple[uuid.UUID, Pattern]]:
     """Every live pattern with its clinician (for extending them week by week)."""
     rows = await conn.fetch("SELECT * FROM patterns WHERE withdrawn_at IS NULL")
-    return [
-        (
-            r["clinician_id"],
-            Pattern(
-                r["id"],
-                r["weekday"],
-                r["start_time"],
-                r["end_time"],
-                r["valid_from"],
-                r["valid_until"],
-            ),
-        )
-        for r in rows
-    ]
+    return [(r["clinician_id"], _pattern(r)) for r in rows]
 
 
 async def insert_offer(conn: Conn, values: dict[str, Any]) -> None:

@@ -91,10 +91,6 @@ async def offer_window(
     return availability_id
 
 
-# Kept for the foundation's name.
-offer_availability = offer_window
-
-
 def _conflict_rows(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
     return [
         {
@@ -193,64 +189,30 @@ async def stop_pattern(
     await repository.withdraw_pattern(conn, pattern.id)
 
 
-async def _answer(
+async def answer_offer(
     conn: Conn,
     *,
     clinician: Clinician,
     offer_id: uuid.UUID,
+    accept: bool,
     emitter: Emitter,
-    now: datetime | None,
-    status: OfferStatus,
-    event: type[OfferAccepted] | type[OfferDeclined],
+    now: datetime | None = None,
 ) -> None:
+    """Accept or decline an offer; OfferRefused (nothing changed) if the clinician may not.
+
+    A decline is published too, so matching passes the session to someone else.
+    """
     offer = check_acceptance(
         await repository.offer_for_update(conn, offer_id), clinician_id=clinician.id, now=_now(now)
+    )
+    status, event = (
+        (OfferStatus.ACCEPTED, OfferAccepted) if accept else (OfferStatus.DECLINED, OfferDeclined)
     )
     await repository.set_offer_status(conn, offer.id, status)
     await emitter.emit(
         conn,
         event(offer_id=offer.id, session_id=offer.session_id, clinician_id=clinician.id),
         region=clinician.region,
-    )
-
-
-async def accept_offer(
-    conn: Conn,
-    *,
-    clinician: Clinician,
-    offer_id: uuid.UUID,
-    emitter: Emitter,
-    now: datetime | None = None,
-) -> None:
-    """Accept an offer; OfferRefused (nothing changed) if the clinician may not."""
-    await _answer(
-        conn,
-        clinician=clinician,
-        offer_id=offer_id,
-        emitter=emitter,
-        now=now,
-        status=OfferStatus.ACCEPTED,
-        event=OfferAccepted,
-    )
-
-
-async def decline_offer(
-    conn: Conn,
-    *,
-    clinician: Clinician,
-    offer_id: uuid.UUID,
-    emitter: Emitter,
-    now: datetime | None = None,
-) -> None:
-    """Say no to an offer; matching passes the session on. Same refusals as accepting."""
-    await _answer(
-        conn,
-        clinician=clinician,
-        offer_id=offer_id,
-        emitter=emitter,
-        now=now,
-        status=OfferStatus.DECLINED,
-        event=OfferDeclined,
     )
 
 

@@ -11,6 +11,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -108,3 +109,18 @@ def stop_system(system: DevSystem, sig: int = signal.SIGINT, timeout_s: float = 
     """Signal the supervisor and wait for it to exit; return its exit code."""
     system.proc.send_signal(sig)
     return system.proc.wait(timeout_s)
+
+
+# Debian's chromium, without the background traffic this closed network would refuse.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+async def launch_chromium(playwright: Any) -> Any:
+    """Debian's chromium under Playwright (no browser download: it can't be fetched here)."""
+    return await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)

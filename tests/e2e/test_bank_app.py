@@ -9,7 +9,6 @@ import asyncio
 import json
 import re
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -25,17 +24,10 @@ from playwright.async_api import (
 )
 
 from services.bank.domain import distance_km
-from tests.e2e.system import DevSystem, start_system, stop_system
+from tests.e2e.system import DevSystem, launch_chromium
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PHONE: ViewportSize = {"width": 390, "height": 844}
 LONDON = ZoneInfo("Europe/London")
 REGION = "QE4"
@@ -43,17 +35,6 @@ HOME = (53.48, -2.24)  # the CLI's default base for a clinician
 SITE = (53.50, -2.20)
 # Not London, on purpose: every time the app shows must still be London time.
 PHONE_ZONE = "America/New_York"
-
-
-@pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevSystem]:
-    """`fairshare dev` on embedded infrastructure, for the module's tests."""
-    dev = start_system(tmp_path_factory.mktemp("bank-app") / "data")
-    print(f"\nfairshare dev came up in {dev.startup_s:.1f} s")
-    try:
-        yield dev
-    finally:
-        stop_system(dev)
 
 
 def invite_pharmacist(system: DevSystem, name: str) -> str:
@@ -177,7 +158,7 @@ async def test_wrong_code_is_explained_beside_the_field(
 ) -> None:
     """A mistyped code is refused with the reason next to the code field, read with it."""
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = await launch_chromium(p)
         context = await browser.new_context(
             viewport=PHONE, is_mobile=True, has_touch=True, locale="en-GB"
         )
@@ -224,7 +205,7 @@ async def test_offer_arrives_live_is_accepted_booked_and_given_up_properly(
     shot = artifacts_dir / "bank-app-{}.png"
 
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = await launch_chromium(p)
         context = await browser.new_context(
             viewport=PHONE,
             is_mobile=True,

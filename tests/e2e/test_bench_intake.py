@@ -4,25 +4,14 @@ JSON and what it posted is really stored. Its speed is checked by running it, no
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.system import DevSystem, start_system, stop_system
+from tests.e2e.system import DevSystem
 
 pytestmark = pytest.mark.e2e
 
 RATE, SECONDS, BATCHES, BATCH_SIZE, ORGS = 20, 2, 2, 50, 4
-
-
-@pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevSystem]:
-    """`fairshare dev` on embedded infrastructure, for the module's tests."""
-    dev = start_system(tmp_path_factory.mktemp("bench") / "data")
-    try:
-        yield dev
-    finally:
-        stop_system(dev)
 
 
 def test_bench_intake_reports_every_figure_and_stores_every_session(system: DevSystem) -> None:

@@ -8,7 +8,6 @@ import json
 import signal
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,28 +17,9 @@ import psutil
 import pytest
 from playwright.async_api import async_playwright
 
-from tests.e2e.system import DevSystem, start_system, stop_system
+from tests.e2e.system import DevSystem, launch_chromium, start_system, stop_system
 
 pytestmark = pytest.mark.e2e
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevSystem]:
-    """`fairshare dev` on embedded infrastructure, for the module's tests."""
-    dev = start_system(tmp_path_factory.mktemp("e2e") / "data")
-    print(f"\nfairshare dev came up in {dev.startup_s:.1f} s")
-    try:
-        yield dev
-    finally:
-        stop_system(dev)
 
 
 async def _until(check: Any, timeout_s: float = 60) -> Any:
@@ -192,7 +172,7 @@ async def test_signed_session_is_filled_end_to_end(
         assert (row["posted"], row["offered"], row["filled"]) == (1, 1, 1)
 
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = await launch_chromium(p)
         page = await browser.new_page(viewport={"width": 1200, "height": 800})
         await page.goto(system.url("monitor") + "/")
         cell = page.get_by_test_id(f"count-{region}-general_practice-filled")

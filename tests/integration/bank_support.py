@@ -19,7 +19,7 @@ from services.bank.handlers import handlers
 from services.bank.settings import BankSettings
 from shared.catalogue import Profession, Role, Sector, Urgency
 from shared.db.pool import connect
-from shared.events import SessionFilled, SessionOffered, new_envelope
+from shared.events import SessionCancelled, SessionFilled, SessionOffered, new_envelope
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.kafka import KafkaPublisher
 from tests.conftest import Infra
@@ -108,6 +108,22 @@ def filled(offer: SessionOffered) -> SessionFilled:
         organisation=offer.organisation,
         sector=offer.sector,
         clinician_home_sector=Sector.COMMUNITY_PHARMACY,
+        starts_at=offer.starts_at,
+        ends_at=offer.ends_at,
+    )
+
+
+def cancelled(
+    offer: SessionOffered, reason: str = "Closed", *, late: bool = False
+) -> SessionCancelled:
+    """The organisation's cancellation of an offered (perhaps booked) session."""
+    return SessionCancelled(
+        session_id=offer.session_id,
+        organisation=offer.organisation,
+        sector=offer.sector,
+        reason=reason,
+        late=late,
+        released_clinician_id=offer.clinician_id,
         starts_at=offer.starts_at,
         ends_at=offer.ends_at,
     )

@@ -12,17 +12,21 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from shared.catalogue import Sector
 from shared.events import (
     OfferRefused,
     SessionAmended,
-    SessionCancelled,
-    SessionFilled,
     SessionOffered,
 )
 from tests.conftest import Infra
 from tests.factories import session_posted
-from tests.integration.bank_support import deliver, new_clinician, offered, running_bank
+from tests.integration.bank_support import (
+    cancelled,
+    deliver,
+    filled,
+    new_clinician,
+    offered,
+    running_bank,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -163,16 +167,7 @@ async def test_cancelled_or_moved_session_is_shown_to_the_booked_clinician(
     await _deliver(
         app,
         "session.filled",
-        SessionFilled(
-            session_id=booked.session_id,
-            offer_id=booked.offer_id,
-            clinician_id=me,
-            organisation=booked.organisation,
-            sector=booked.sector,
-            clinician_home_sector=Sector.COMMUNITY_PHARMACY,
-            starts_at=booked.starts_at,
-            ends_at=booked.ends_at,
-        ),
+        filled(booked),
         region,
     )
     assert [b["offer_id"] for b in (await client.get("/api/bookings", headers=auth)).json()] == [
@@ -181,16 +176,7 @@ async def test_cancelled_or_moved_session_is_shown_to_the_booked_clinician(
     await _deliver(
         app,
         "session.cancelled",
-        SessionCancelled(
-            session_id=booked.session_id,
-            organisation=booked.organisation,
-            sector=booked.sector,
-            reason="Pharmacy closed for refit",
-            late=True,
-            released_clinician_id=me,
-            starts_at=booked.starts_at,
-            ends_at=booked.ends_at,
-        ),
+        cancelled(booked, "Pharmacy closed for refit", late=True),
         region,
     )
     shown = (await client.get(f"/api/offers/{booked.offer_id}", headers=auth)).json()
@@ -222,31 +208,13 @@ async def test_a_fill_arriving_after_the_cancellation_does_not_rebook(
     await _deliver(
         app,
         "session.cancelled",
-        SessionCancelled(
-            session_id=offer.session_id,
-            organisation=offer.organisation,
-            sector=offer.sector,
-            reason="Closed",
-            late=False,
-            released_clinician_id=me,
-            starts_at=offer.starts_at,
-            ends_at=offer.ends_at,
-        ),
+        cancelled(offer, "Closed", late=False),
         region,
     )
     await _deliver(
         app,
         "session.filled",
-        SessionFilled(
-            session_id=offer.session_id,
-            offer_id=offer.offer_id,
-            clinician_id=me,
-            organisation=offer.organisation,
-            sector=offer.sector,
-            clinician_home_sector=Sector.COMMUNITY_PHARMACY,
-            starts_at=offer.starts_at,
-            ends_at=offer.ends_at,
-        ),
+        filled(offer),
         region,
     )
     assert (await client.get(f"/api/offers/{offer.offer_id}", headers=auth)).json()[

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from shared.events import OfferRefused, SessionAmended, SessionCancelled, new_envelope
+from shared.events import OfferRefused, SessionAmended, new_envelope
 from tests.conftest import Infra
 from tests.factories import session_posted
-from tests.integration.bank_support import filled, new_clinician, offered, running_bank
+from tests.integration.bank_support import cancelled, filled, new_clinician, offered, running_bank
 from tests.integration.helpers import eventually, read_topic
 
 pytestmark = pytest.mark.integration
@@ -75,16 +75,7 @@ async def test_bank_events_travel_through_kafka(
             )
             await send(
                 "session.cancelled",
-                SessionCancelled(
-                    session_id=gone.session_id,
-                    organisation=gone.organisation,
-                    sector=gone.sector,
-                    reason="Closed",
-                    late=False,
-                    released_clinician_id=me,
-                    starts_at=gone.starts_at,
-                    ends_at=gone.ends_at,
-                ),
+                cancelled(gone, "Closed", late=False),
             )
 
             async def settled() -> dict[str, str]:

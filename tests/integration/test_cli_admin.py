@@ -25,6 +25,25 @@ def test_organisation_administration_round_trip(infra: Infra, region: str) -> No
         assert result.exit_code == code, result.output
         return result.output
 
+    def invite_pharmacist(number: str, code: int = 0) -> str:
+        return run(
+            "clinician",
+            "invite",
+            "--name",
+            "Ann",
+            "--profession",
+            "pharmacist",
+            "--home-sector",
+            "community_pharmacy",
+            "--region",
+            region,
+            "--register",
+            "GPhC",
+            "--register-number",
+            number,
+            code=code,
+        )
+
     run("migrate")
     ods = "F" + "".join(random.choices("ABCDEFGHJK", k=4))
     added = run(
@@ -88,39 +107,8 @@ def test_organisation_administration_round_trip(infra: Infra, region: str) -> No
         "cervical_screening",
         code=1,
     )
-    assert "7 digits starting with 2" in run(
-        "clinician",
-        "invite",
-        "--name",
-        "Ann",
-        "--profession",
-        "pharmacist",
-        "--home-sector",
-        "community_pharmacy",
-        "--region",
-        region,
-        "--register",
-        "GPhC",
-        "--register-number",
-        "999",
-        code=1,
-    )
-    assert "invite code: " in run(
-        "clinician",
-        "invite",
-        "--name",
-        "Ann",
-        "--profession",
-        "pharmacist",
-        "--home-sector",
-        "community_pharmacy",
-        "--region",
-        region,
-        "--register",
-        "GPhC",
-        "--register-number",
-        "2012345",
-    )
+    assert "7 digits starting with 2" in invite_pharmacist("999", code=1)
+    assert "invite code: " in invite_pharmacist("2012345")
     assert "not valid" in run(
         "org",
         "add",

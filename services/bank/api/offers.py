@@ -104,10 +104,11 @@ async def _answer(
     request: Request, me: Clinician, offer_id: uuid.UUID, *, accept: bool
 ) -> dict[str, str]:
     runtime = runtime_of(request)
-    use_case = use_cases.accept_offer if accept else use_cases.decline_offer
     try:
         async with runtime.pool.acquire() as conn, conn.transaction():
-            await use_case(conn, clinician=me, offer_id=offer_id, emitter=runtime.emitter)
+            await use_cases.answer_offer(
+                conn, clinician=me, offer_id=offer_id, accept=accept, emitter=runtime.emitter
+            )
     except OfferRefused as exc:
         raise Problem(exc.status, exc.detail) from exc
     return {"offer_id": str(offer_id), "status": "accepted" if accept else "declined"}
