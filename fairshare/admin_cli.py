@@ -70,6 +70,11 @@ def org_add(
     lon: Annotated[float, typer.Option(min=-180, max=180, help="Longitude of the site.")],
     pcn: Annotated[str | None, typer.Option(help="ODS code of its PCN, if a member.")] = None,
     callback_url: Annotated[str | None, typer.Option(help="Where callbacks go.")] = None,
+    imd_decile: Annotated[
+        int | None,
+        typer.Option(min=1, max=10, help="IMD decile of its area, 1 most deprived (filled first)."),
+    ] = None,
+    place: Annotated[str | None, typer.Option(help="ICB place it belongs to.")] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
     """Register an organisation; print its web hook signing secret and API key."""
@@ -79,7 +84,18 @@ def org_add(
 
     _check(ods, ODS_PATTERN, "ODS code")
     _check(region, REGION_PATTERN, "Region code")
-    org = Organisation(ods, name, sector, region, lat, lon, active=True, pcn=pcn)
+    org = Organisation(
+        ods,
+        name,
+        sector,
+        region,
+        lat,
+        lon,
+        active=True,
+        pcn=pcn,
+        imd_decile=imd_decile,
+        place=place,
+    )
 
     async def work(conn: Conn) -> tuple[str, str]:
         keys = await add_organisation(conn, org)

@@ -39,8 +39,14 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     "booking.cancelled": ("vacancies", "matching"),
     "availability.withdrawn": ("matching",),
     "offer.declined": ("matching",),
-    # Permanent moves: the matching engine's ledger will count them (issue 5).
-    "clinician.transferred": (),
+    # Permanent moves: the matching engine's ledger counts them.
+    "clinician.transferred": ("matching",),
+    "session.unmatched": ("vacancies",),
+    # The ICB's audit trail: the monitor charts them (hours moved, alerts, caps).
+    "move.recorded": ("monitor",),
+    "sector.drain_alert": ("monitor",),
+    "sector.drain_cleared": ("monitor",),
+    "policy.changed": ("monitor",),
 }
 _SCHEMAS = "#/components/schemas/"
 _DEAD_LETTER_MESSAGE = "DeadLetter"

@@ -140,12 +140,14 @@ def _register_admin() -> None:
     # Imported late: the admin commands need this module's helpers defined first.
     from fairshare import admin_cli  # noqa: PLC0415
     from fairshare.bench import bench_app  # noqa: PLC0415
+    from fairshare.policy_cli import policy_app  # noqa: PLC0415
 
     app.add_typer(admin_cli.org_app, name="org")
     app.add_typer(admin_cli.clinician_app, name="clinician")
     app.add_typer(admin_cli.sessions_app, name="sessions")
     app.add_typer(admin_cli.callbacks_app, name="callbacks")
     app.add_typer(bench_app, name="bench")
+    app.add_typer(policy_app, name="policy")
 
 
 _register_admin()

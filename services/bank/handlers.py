@@ -36,7 +36,9 @@ async def on_session_offered(conn: Conn, envelope: Envelope[Any]) -> None:
             "starts_at": data.starts_at,
             "ends_at": data.ends_at,
             "expires_at": data.expires_at,
-            "reasons": data.reasons,
+            # Working-time warnings (self-employed only) are shown with the reasons, so
+            # the clinician weighs them before accepting.
+            "reasons": [*data.reasons, *(f"Warning: {w}" for w in data.warnings)],
             "site_name": data.site_name,
             "latitude": data.latitude,
             "longitude": data.longitude,

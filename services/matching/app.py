@@ -20,6 +20,9 @@ def create_app(settings: MatchingSettings) -> FastAPI:
     async def sweep(runtime: Runtime) -> None:
         await handlers.sweep_forever(runtime, settings.sweep_s)
 
+    async def planner(runtime: Runtime) -> None:
+        await handlers.plan_due_forever(runtime, settings.plan_poll_s)
+
     return service_app(
         settings,
         service=SERVICE,
@@ -27,8 +30,10 @@ def create_app(settings: MatchingSettings) -> FastAPI:
         migrations_dir=Path(__file__).with_name("migrations"),
         title="Fairshare matching",
         description="Fills sessions from the bank across sectors.",
-        handlers=handlers.handlers(emitter_for(settings, service=SERVICE, schema=SCHEMA)),
-        background=[sweep],
+        handlers=handlers.handlers(
+            emitter_for(settings, service=SERVICE, schema=SCHEMA), debounce_s=settings.debounce_s
+        ),
+        background=[sweep, planner],
     )
 
 

@@ -1,16 +1,12 @@
-"""The matching core: who may be offered which session, and in what order. No I/O.
+"""The matching core's vocabulary: sessions, clinicians' windows, commitments, offers.
 
-The foundation's rule set is deliberately simple and correct: a profession that may
-fill the role, every skill asked for, available for the whole session, within
-travel distance, not already committed at that time, never the same clinician twice
-for one session; home-sector clinicians are preferred.
+Pure data and the per-pair rules; the planner that uses them is ``engine``. No I/O.
 """
 
 from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -35,11 +31,20 @@ class OpenSession:
     longitude: float = 0.0
     rate_pence_per_hour: int | None = None
     urgency: Urgency = Urgency.ROUTINE
+    # Index of Multiple Deprivation decile of the organisation's area: 1 is the most
+    # deprived tenth of England, 10 the least; None when the organisation didn't say.
+    imd_decile: int | None = None
+    place: str = ""
+
+    @property
+    def hours(self) -> float:
+        """Length of the session in hours."""
+        return (self.ends_at - self.starts_at).total_seconds() / 3600
 
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """Time a clinician offered the bank."""
+    """Time a clinician offered the bank, with what matching needs to know of them."""
 
     clinician_id: uuid.UUID
     profession: Profession
@@ -50,6 +55,10 @@ class Window:
     latitude: float = 0.0
     longitude: float = 0.0
     travel_km: float = 30.0
+    # Opted out of the 48-hour week (the 11-hour rest still applies).
+    wtr_opt_out: bool = False
+    # Self-employed: working-time limits are warnings they may override, not blocks.
+    self_employed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +79,13 @@ class Proposal:
     home_sector: Sector
     reasons: tuple[str, ...]
     distance_km: float = 0.0
+    # Working-time limits this offer would pass, for a self-employed clinician to weigh.
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def cross_sector(self) -> bool:
+        """Whether filling it moves the clinician out of their home sector."""
+        return self.home_sector is not self.session.sector
 
 
 def overlaps(a_start: datetime, a_end: datetime, b_start: datetime, b_end: datetime) -> bool:
@@ -82,7 +98,7 @@ def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * 6371.0 * math.asin(math.sqrt(a))
+    return 2 * 6371.0 * math.asin(math.sqrt(min(1.0, a)))
 
 
 def reach(session: OpenSession, window: Window) -> float:
@@ -95,70 +111,19 @@ def offer_expiry(now: datetime, starts_at: datetime) -> datetime:
     return now + min(OFFER_TTL, max((starts_at - now) / 2, timedelta(0)))
 
 
-def _reasons(session: OpenSession, window: Window) -> tuple[str, ...]:
-    reasons = [
-        f"As a {window.profession.value.replace('_', ' ')} you may fill a"
-        f" {session.role.value.replace('_', ' ')} session.",
-        "You are free for the whole session.",
-        f"It is {reach(session, window):.0f} km from your base, within your"
-        f" {window.travel_km:.0f} km.",
-    ]
-    if window.home_sector is session.sector:
-        reasons.append("It is in your home sector.")
-    else:
-        reasons.append("No one from the session's own sector was free for it.")
-    return tuple(reasons)
+def eligible(session: OpenSession, window: Window, busy: list[Commitment]) -> bool:
+    """The per-pair hard rules: profession, skills, whole session, distance, not busy.
 
-
-def plan_offers(
-    sessions: Iterable[OpenSession],
-    windows: Iterable[Window],
-    commitments: Iterable[Commitment],
-    *,
-    already_tried: frozenset[tuple[uuid.UUID, uuid.UUID]] = frozenset(),
-) -> list[Proposal]:
-    """Propose at most one offer per session, never two overlapping ones per clinician.
-
-    Eligible: the profession may fill the role, the clinician holds every skill asked
-    for, is free for the whole session, the session is within their travel distance,
-    and they are not already committed then.
-
-    Sessions are taken soonest first; for each, an eligible home-sector clinician is
-    preferred over one from another sector, then the lowest id (to be deterministic).
+    ``busy`` are the clinician's commitments. The engine applies the same rules in bulk;
+    this one-pair form is the specification its tests compare against.
     """
-    busy: dict[uuid.UUID, list[tuple[datetime, datetime]]] = {}
-    for c in commitments:
-        busy.setdefault(c.clinician_id, []).append((c.starts_at, c.ends_at))
-    window_list = list(windows)
-    proposals: list[Proposal] = []
-    for session in sorted(sessions, key=lambda s: (s.starts_at, str(s.id))):
-        candidates = [
-            w
-            for w in window_list
-            if may_fill(w.profession, session.role)
-            and session.skills <= w.skills
-            and w.starts_at <= session.starts_at
-            and w.ends_at >= session.ends_at
-            and reach(session, w) <= w.travel_km
-            and (session.id, w.clinician_id) not in already_tried
-            and not any(
-                overlaps(s, e, session.starts_at, session.ends_at)
-                for s, e in busy.get(w.clinician_id, [])
-            )
-        ]
-        if not candidates:
-            continue
-        best = min(
-            candidates, key=lambda w: (w.home_sector is not session.sector, str(w.clinician_id))
+    return (
+        may_fill(window.profession, session.role)
+        and session.skills <= window.skills
+        and window.starts_at <= session.starts_at
+        and window.ends_at >= session.ends_at
+        and reach(session, window) <= window.travel_km
+        and not any(
+            overlaps(c.starts_at, c.ends_at, session.starts_at, session.ends_at) for c in busy
         )
-        busy.setdefault(best.clinician_id, []).append((session.starts_at, session.ends_at))
-        proposals.append(
-            Proposal(
-                session=session,
-                clinician_id=best.clinician_id,
-                home_sector=best.home_sector,
-                reasons=_reasons(session, best),
-                distance_km=reach(session, best),
-            )
-        )
-    return proposals
+    )

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 
-from services.matching import planning, repository
+from services.matching import ledger, planning, repository
 from services.matching.domain import Window
 from shared.db.types import Conn
 from shared.events import (
@@ -27,19 +27,22 @@ from shared.runtime import Runtime
 log = structlog.get_logger(__name__)
 
 
-def handlers(emitter: Emitter) -> dict[str, Handler]:
-    """Event type → handler, for the service's consumer."""
+def handlers(emitter: Emitter, *, debounce_s: float = 0.2) -> dict[str, Handler]:
+    """Event type → handler, for the service's consumer.
+
+    Handlers record what changed and ask for a re-plan of the stretch of time it
+    touches; the planner runs it once the region's first request falls due, so a burst
+    of events (a batch of 500 sessions) is planned together, not one by one.
+    """
+
+    async def plan_soon(conn: Conn, region: str, span: repository.Span) -> None:
+        due = datetime.now(UTC) + timedelta(seconds=debounce_s)
+        await repository.request_plan(conn, region, span, due_at=due)
 
     async def on_session_posted(conn: Conn, envelope: Envelope[Any]) -> None:
         data: SessionPosted = envelope.data
         await repository.insert_session(conn, envelope.region, data)
-        await planning.replan(
-            conn,
-            region=envelope.region,
-            emitter=emitter,
-            cause=envelope,
-            span=(data.starts_at, data.ends_at),
-        )
+        await plan_soon(conn, envelope.region, (data.starts_at, data.ends_at))
 
     async def on_availability_offered(conn: Conn, envelope: Envelope[Any]) -> None:
         data: AvailabilityOffered = envelope.data
@@ -53,17 +56,13 @@ def handlers(emitter: Emitter) -> dict[str, Handler]:
             latitude=data.latitude,
             longitude=data.longitude,
             travel_km=data.travel_km,
+            wtr_opt_out=data.wtr_opt_out,
+            self_employed=data.self_employed,
         )
         await repository.insert_window(
             conn, region=envelope.region, availability_id=data.availability_id, window=window
         )
-        await planning.replan(
-            conn,
-            region=envelope.region,
-            emitter=emitter,
-            cause=envelope,
-            span=(data.starts_at, data.ends_at),
-        )
+        await plan_soon(conn, envelope.region, (data.starts_at, data.ends_at))
 
     async def on_offer_accepted(conn: Conn, envelope: Envelope[Any]) -> None:
         await planning.confirm(conn, envelope=envelope, emitter=emitter)
@@ -73,34 +72,40 @@ def handlers(emitter: Emitter) -> dict[str, Handler]:
         data: SessionAmended = envelope.data
         if await repository.update_session(conn, envelope.region, data):
             await repository.release(conn, data.session_id, status="open")
-            await planning.replan(conn, region=envelope.region, emitter=emitter, cause=envelope)
+            await plan_soon(conn, envelope.region, None)
 
     async def on_session_closed(conn: Conn, envelope: Envelope[Any]) -> None:
         """Cancelled or started unfilled: nothing more to offer, and its clinician is free."""
         status = "cancelled" if envelope.type == "session.cancelled" else "unfilled"
         await repository.release(conn, envelope.data.session_id, status=status)
-        await planning.replan(conn, region=envelope.region, emitter=emitter, cause=envelope)
+        await plan_soon(conn, envelope.region, None)
 
     async def on_booking_cancelled(conn: Conn, envelope: Envelope[Any]) -> None:
         """The clinician gave it up: offer the session to someone else."""
         data: BookingCancelled = envelope.data
         if await repository.cancel_booking(conn, data.offer_id, data.clinician_id):
-            await planning.replan(conn, region=envelope.region, emitter=emitter, cause=envelope)
+            await plan_soon(conn, envelope.region, None)
 
     async def on_availability_withdrawn(conn: Conn, envelope: Envelope[Any]) -> None:
         """Time taken back: its unanswered offers go to someone else."""
         data: AvailabilityWithdrawn = envelope.data
         span = await repository.withdraw_window(conn, data.availability_id, data.clinician_id)
         if span and await repository.withdraw_offers_within(conn, data.clinician_id, *span):
-            await planning.replan(conn, region=envelope.region, emitter=emitter, cause=envelope)
+            await plan_soon(conn, envelope.region, None)
 
     async def on_offer_declined(conn: Conn, envelope: Envelope[Any]) -> None:
         """No thank you: cascade to the next eligible clinician."""
         data: OfferDeclined = envelope.data
         if await repository.decline(conn, data.offer_id, data.clinician_id):
-            await planning.replan(conn, region=envelope.region, emitter=emitter, cause=envelope)
+            await plan_soon(conn, envelope.region, None)
+
+    async def on_clinician_transferred(conn: Conn, envelope: Envelope[Any]) -> None:
+        """A permanent move between sectors: into the ledger, and plan with the new home."""
+        await ledger.transferred(conn, envelope=envelope, emitter=emitter)
+        await plan_soon(conn, envelope.region, None)
 
     return {
+        "clinician.transferred": on_clinician_transferred,
         "availability.withdrawn": on_availability_withdrawn,
         "offer.declined": on_offer_declined,
         "session.posted": on_session_posted,
@@ -111,6 +116,25 @@ def handlers(emitter: Emitter) -> dict[str, Handler]:
         "offer.accepted": on_offer_accepted,
         "booking.cancelled": on_booking_cancelled,
     }
+
+
+async def plan_due(runtime: Runtime) -> int:
+    """Run every region's re-plan that has fallen due; return how many offers were made."""
+    made = 0
+    for region in await repository.due_plan_regions(runtime.pool, datetime.now(UTC)):
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            made += await planning.run_request(conn, region=region, emitter=runtime.emitter)
+    return made
+
+
+async def plan_due_forever(runtime: Runtime, poll_s: float) -> None:
+    """The debounced planner: a cheap poll for requests that have fallen due."""
+    while True:
+        await asyncio.sleep(poll_s)
+        try:
+            await plan_due(runtime)
+        except Exception:  # the request stays in the table and is retried next poll
+            log.exception("planning failed")
 
 
 async def sweep_forever(runtime: Runtime, every_s: float) -> None:

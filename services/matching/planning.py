@@ -3,20 +3,38 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import structlog
 
-from services.matching import repository
-from services.matching.domain import offer_expiry, plan_offers
+from services.matching import engine, ledger, repository
+from services.matching.domain import Proposal, offer_expiry
 from shared.catalogue import Sector
 from shared.db.types import Conn
-from shared.events import Envelope, OfferAccepted, OfferRefused, SessionFilled, SessionOffered
+from shared.events import (
+    Envelope,
+    OfferAccepted,
+    OfferRefused,
+    SessionFilled,
+    SessionOffered,
+    SessionUnmatched,
+)
 from shared.messaging.emitter import Emitter
 
 log = structlog.get_logger(__name__)
+
+
+# A session lasts at most 13 hours, so every session that overlaps one touching the
+# span starts within 13 hours of it: planning that wider stretch keeps home-first whole.
+SESSION_REACH = timedelta(hours=13)
+# Working-time rules look 7 days either way (48 hours in any 7 days).
+WTR_REACH = timedelta(days=7)
+
+
+def _widen(span: repository.Span, by: timedelta) -> repository.Span:
+    return (span[0] - by, span[1] + by) if span else None
 
 
 async def replan(
@@ -30,49 +48,99 @@ async def replan(
 ) -> int:
     """Offer every open session of ``region`` that can be offered; return how many.
 
-    With a ``span``, only sessions overlapping it are planned (and only the windows and
-    commitments overlapping it read): an event touches one stretch of time, and planning
-    the whole region on every event grows with the square of its size. The periodic
-    sweep still plans everything.
+    With a ``span``, only sessions near it are planned (and only the windows and
+    commitments that could matter read): an event touches one stretch of time, and
+    planning the whole region on every event grows with its size. The debounced
+    region-wide plan and the periodic sweep plan everything.
     """
     now = now or datetime.now(UTC)
     await repository.lock_region(conn, region)
-    proposals = plan_offers(
-        await repository.sessions_needing_offer(conn, region, now, span),
-        await repository.windows(conn, region, now, span),
-        await repository.commitments(conn, region, now, span),
-        already_tried=await repository.tried_pairs(conn, region, span),
+    near = _widen(span, SESSION_REACH)
+    policy = await repository.policy(conn, region)
+    problem = engine.Problem(
+        sessions=await repository.sessions_needing_offer(conn, region, now, near),
+        windows=await repository.windows(conn, region, now, near),
+        commitments=await repository.commitments(conn, region, now, _widen(span, WTR_REACH)),
+        policy=policy,
+        balances=await repository.balances(conn, region, now, policy.window_days),
+        already_tried=await repository.tried_pairs(conn, region, near),
+        worked_before=await repository.worked_before(conn, region, now),
     )
-    for proposal in proposals:
-        offer_id = uuid.uuid4()
-        expires_at = offer_expiry(now, proposal.session.starts_at)
-        await repository.insert_offer(
-            conn, offer_id=offer_id, region=region, proposal=proposal, expires_at=expires_at
-        )
-        session = proposal.session
-        await emitter.emit(
-            conn,
-            SessionOffered(
-                offer_id=offer_id,
-                session_id=session.id,
-                clinician_id=proposal.clinician_id,
-                organisation=session.organisation,
-                sector=session.sector,
-                role=session.role,
-                site_name=session.site_name,
-                latitude=session.latitude,
-                longitude=session.longitude,
-                rate_pence_per_hour=session.rate_pence_per_hour,
-                urgency=session.urgency,
-                starts_at=session.starts_at,
-                ends_at=session.ends_at,
-                expires_at=expires_at,
-                reasons=list(proposal.reasons),
-            ),
-            region=region,
-            cause=cause,
-        )
-    return len(proposals)
+    if not problem.sessions:
+        return 0
+    result = engine.plan(problem)
+    for proposal in result.proposals:
+        await _offer(conn, proposal, region=region, emitter=emitter, cause=cause, now=now)
+    for session_id, unplaced in result.unplaced.items():
+        organisation = await repository.set_unmatched(conn, session_id, unplaced.why.value)
+        if organisation is not None:
+            await emitter.emit(
+                conn,
+                SessionUnmatched(
+                    session_id=session_id,
+                    organisation=organisation,
+                    why=unplaced.why.value,
+                    detail=unplaced.detail,
+                ),
+                region=region,
+                cause=cause,
+            )
+    log.info(
+        "planned",
+        region=region,
+        sessions=len(problem.sessions),
+        offers=len(result.proposals),
+        **{k: round(v * 1000, 1) for k, v in result.timings_s.items()},
+    )
+    return len(result.proposals)
+
+
+async def run_request(conn: Conn, *, region: str, emitter: Emitter) -> int:
+    """Carry out the region's requested re-plan, if any; return how many offers."""
+    found, span = await repository.take_plan_request(conn, region)
+    if not found:
+        return 0
+    return await replan(conn, region=region, emitter=emitter, span=span)
+
+
+async def _offer(
+    conn: Conn,
+    proposal: Proposal,
+    *,
+    region: str,
+    emitter: Emitter,
+    cause: Envelope[Any] | None,
+    now: datetime,
+) -> None:
+    offer_id = uuid.uuid4()
+    expires_at = offer_expiry(now, proposal.session.starts_at)
+    await repository.insert_offer(
+        conn, offer_id=offer_id, region=region, proposal=proposal, expires_at=expires_at
+    )
+    session = proposal.session
+    await emitter.emit(
+        conn,
+        SessionOffered(
+            offer_id=offer_id,
+            session_id=session.id,
+            clinician_id=proposal.clinician_id,
+            organisation=session.organisation,
+            sector=session.sector,
+            role=session.role,
+            site_name=session.site_name,
+            latitude=session.latitude,
+            longitude=session.longitude,
+            rate_pence_per_hour=session.rate_pence_per_hour,
+            urgency=session.urgency,
+            starts_at=session.starts_at,
+            ends_at=session.ends_at,
+            expires_at=expires_at,
+            reasons=list(proposal.reasons),
+            warnings=list(proposal.warnings),
+        ),
+        region=region,
+        cause=cause,
+    )
 
 
 async def confirm(conn: Conn, *, envelope: Envelope[Any], emitter: Emitter) -> bool:
@@ -130,7 +198,13 @@ async def _refuse(
         region=envelope.region,
         cause=envelope,
     )
-    await replan(conn, region=envelope.region, emitter=emitter, cause=envelope)
+    # Someone else may take it: plan its stretch of time again soon.
+    await repository.request_plan(
+        conn,
+        envelope.region,
+        (offer["starts_at"], offer["ends_at"]),
+        due_at=datetime.now(UTC) + timedelta(seconds=0.2),
+    )
 
 
 async def _fill(
@@ -152,3 +226,5 @@ async def _fill(
         region=envelope.region,
         cause=envelope,
     )
+    if offer["sector"] != offer["clinician_home_sector"]:
+        await ledger.session_moved(conn, offer, envelope=envelope, emitter=emitter)

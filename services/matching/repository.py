@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 import zlib
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
 from services.matching.domain import Commitment, OpenSession, Proposal, Window
+from services.matching.policy import Policy, SectorBalance
 from shared.catalogue import Profession, Role, Sector, Skill, Urgency
 from shared.db.types import Conn
 from shared.events import SessionAmended, SessionPosted
@@ -23,8 +24,8 @@ async def insert_session(conn: Conn, region: str, data: SessionPosted | SessionA
     """Remember a posted session as open."""
     await conn.execute(
         "INSERT INTO sessions (id, region, organisation, sector, role, skills, starts_at,"
-        " ends_at, site_name, latitude, longitude, rate_pence_per_hour, urgency)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        " ends_at, site_name, latitude, longitude, rate_pence_per_hour, urgency, imd_decile,"
+        " place) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         " ON CONFLICT (id) DO NOTHING",
         data.session_id,
         region,
@@ -39,6 +40,8 @@ async def insert_session(conn: Conn, region: str, data: SessionPosted | SessionA
         data.longitude,
         data.rate_pence_per_hour,
         data.urgency.value,
+        data.imd_decile,
+        data.place,
     )
 
 
@@ -48,8 +51,9 @@ async def insert_window(
     """Remember a clinician's offered window."""
     await conn.execute(
         "INSERT INTO availability (id, clinician_id, region, profession, home_sector,"
-        " starts_at, ends_at, skills, latitude, longitude, travel_km)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING",
+        " starts_at, ends_at, skills, latitude, longitude, travel_km, wtr_opt_out, self_employed)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        " ON CONFLICT (id) DO NOTHING",
         availability_id,
         window.clinician_id,
         region,
@@ -61,6 +65,8 @@ async def insert_window(
         window.latitude,
         window.longitude,
         window.travel_km,
+        window.wtr_opt_out,
+        window.self_employed,
     )
 
 
@@ -99,6 +105,8 @@ async def sessions_needing_offer(
             longitude=r["longitude"],
             rate_pence_per_hour=r["rate_pence_per_hour"],
             urgency=Urgency(r["urgency"]),
+            imd_decile=r["imd_decile"],
+            place=r["place"] or "",
         )
         for r in rows
     ]
@@ -124,6 +132,8 @@ async def windows(conn: Conn, region: str, now: datetime, span: Span = None) -> 
             latitude=r["latitude"],
             longitude=r["longitude"],
             travel_km=r["travel_km"],
+            wtr_opt_out=r["wtr_opt_out"],
+            self_employed=r["self_employed"],
         )
         for r in rows
     ]
@@ -186,12 +196,15 @@ async def insert_offer(
         expires_at,
         list(proposal.reasons),
     )
+    await conn.execute(
+        "UPDATE sessions SET unmatched_why = NULL WHERE id = $1", proposal.session.id
+    )
 
 
 async def offer_for_update(conn: Conn, offer_id: uuid.UUID) -> asyncpg.Record | None:
     """An offer joined with its session, both locked."""
     row: asyncpg.Record | None = await conn.fetchrow(
-        "SELECT o.*, s.status AS session_status, s.organisation, s.sector"
+        "SELECT o.*, s.status AS session_status, s.organisation, s.sector, s.place"
         " FROM offers o JOIN sessions s ON s.id = o.session_id WHERE o.id = $1"
         " FOR UPDATE OF o, s",
         offer_id,
@@ -241,7 +254,8 @@ async def update_session(conn: Conn, region: str, data: SessionPosted | SessionA
     await conn.execute(
         "UPDATE sessions SET starts_at = $2, ends_at = $3, role = $4, skills = $5,"
         " organisation = $6, sector = $7, site_name = $8, latitude = $9, longitude = $10,"
-        " rate_pence_per_hour = $11, urgency = $12 WHERE id = $1",
+        " rate_pence_per_hour = $11, urgency = $12, imd_decile = $13, place = $14"
+        " WHERE id = $1",
         data.session_id,
         data.starts_at,
         data.ends_at,
@@ -254,6 +268,8 @@ async def update_session(conn: Conn, region: str, data: SessionPosted | SessionA
         data.longitude,
         data.rate_pence_per_hour,
         data.urgency.value,
+        data.imd_decile,
+        data.place,
     )
     return new != old or row["organisation"] != data.organisation
 
@@ -319,3 +335,196 @@ async def decline(conn: Conn, offer_id: uuid.UUID, clinician_id: uuid.UUID) -> b
         clinician_id,
     )
     return result.endswith(" 1")
+
+
+async def set_unmatched(conn: Conn, session_id: uuid.UUID, why: str) -> str | None:
+    """Remember why a session has no offer; its organisation if the reason is new."""
+    organisation: str | None = await conn.fetchval(
+        "UPDATE sessions SET unmatched_why = $2 WHERE id = $1"
+        " AND unmatched_why IS DISTINCT FROM $2 RETURNING organisation",
+        session_id,
+        why,
+    )
+    return organisation
+
+
+async def unmatched_why(conn: Conn, session_id: uuid.UUID) -> str | None:
+    """The last reason matching gave for the session having no offer."""
+    why: str | None = await conn.fetchval(
+        "SELECT unmatched_why FROM sessions WHERE id = $1", session_id
+    )
+    return why
+
+
+async def policy(conn: Conn, region: str) -> Policy:
+    """The region's policy; the defaults where the ICB set nothing."""
+    row = await conn.fetchrow("SELECT * FROM policies WHERE region = $1", region)
+    caps = await conn.fetch("SELECT sector, cap_pct FROM sector_caps WHERE region = $1", region)
+    cap_pct = {Sector(r["sector"]): r["cap_pct"] for r in caps}
+    if row is None:
+        return Policy(cap_pct=cap_pct)
+    return Policy(cap_pct=cap_pct, home_first=row["home_first"], alert_share=row["alert_share"])
+
+
+async def save_policy(conn: Conn, region: str, policy: Policy) -> None:
+    """Store the region's policy whole."""
+    await conn.execute(
+        "INSERT INTO policies (region, home_first, alert_share) VALUES ($1, $2, $3)"
+        " ON CONFLICT (region) DO UPDATE SET home_first = $2, alert_share = $3,"
+        " changed_at = now()",
+        region,
+        policy.home_first,
+        policy.alert_share,
+    )
+    await conn.execute("DELETE FROM sector_caps WHERE region = $1", region)
+    await conn.executemany(
+        "INSERT INTO sector_caps (region, sector, cap_pct) VALUES ($1, $2, $3)",
+        [(region, sector.value, pct) for sector, pct in policy.cap_pct.items()],
+    )
+
+
+async def balances(
+    conn: Conn, region: str, now: datetime, window_days: int
+) -> dict[Sector, SectorBalance]:
+    """Each sector's offered hours and net outflow over the rolling window.
+
+    The window is the ``window_days`` up to now and everything planned after it: hours
+    offered for next week and sessions booked for next week count already, so the cap
+    holds before the hours are worked, not after.
+    """
+    since = now - timedelta(days=window_days)
+    offered = await conn.fetch(
+        "SELECT home_sector AS sector, sum(extract(epoch FROM ends_at - starts_at)) / 3600"
+        " AS hours FROM availability WHERE region = $1 AND starts_at > $2 AND NOT withdrawn"
+        " GROUP BY home_sector",
+        region,
+        since,
+    )
+    moved = await conn.fetch(
+        "SELECT sector, sum(hours) AS hours FROM ("
+        " SELECT from_sector AS sector, hours FROM moves WHERE region = $1 AND at > $2"
+        " UNION ALL SELECT to_sector, -hours FROM moves WHERE region = $1 AND at > $2"
+        # Live cross-sector offers count as if accepted, so acceptances can't overshoot.
+        " UNION ALL SELECT o.clinician_home_sector, extract(epoch FROM o.ends_at - o.starts_at)"
+        " / 3600 FROM offers o JOIN sessions s ON s.id = o.session_id WHERE o.region = $1"
+        " AND o.status = 'offered' AND o.expires_at > $3 AND s.sector <> o.clinician_home_sector"
+        " UNION ALL SELECT s.sector, -extract(epoch FROM o.ends_at - o.starts_at) / 3600"
+        " FROM offers o JOIN sessions s ON s.id = o.session_id WHERE o.region = $1"
+        " AND o.status = 'offered' AND o.expires_at > $3 AND s.sector <> o.clinician_home_sector"
+        ") m GROUP BY sector",
+        region,
+        since,
+        now,
+    )
+    hours = {Sector(r["sector"]): float(r["hours"]) for r in offered}
+    net = {Sector(r["sector"]): float(r["hours"]) for r in moved}
+    return {s: SectorBalance(hours.get(s, 0.0), net.get(s, 0.0)) for s in Sector}
+
+
+async def worked_before(conn: Conn, region: str, now: datetime) -> frozenset[tuple[uuid.UUID, str]]:
+    """(clinician, organisation) pairs with a booking already worked: continuity."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT b.clinician_id, s.organisation FROM bookings b"
+        " JOIN sessions s ON s.id = b.session_id WHERE s.region = $1 AND b.ends_at <= $2",
+        region,
+        now,
+    )
+    return frozenset((r["clinician_id"], r["organisation"]) for r in rows)
+
+
+async def record_move(
+    conn: Conn,
+    *,
+    move_id: uuid.UUID,
+    region: str,
+    kind: str,
+    clinician_id: uuid.UUID,
+    from_sector: Sector,
+    to_sector: Sector,
+    place: str | None,
+    hours: float,
+    at: datetime,
+    session_id: uuid.UUID | None,
+) -> bool:
+    """Add a move to the ledger; False if that session's move is already there."""
+    inserted = await conn.fetchval(
+        "INSERT INTO moves (id, region, kind, clinician_id, from_sector, to_sector, place,"
+        " hours, at, session_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        " ON CONFLICT (session_id) DO NOTHING RETURNING id",
+        move_id,
+        region,
+        kind,
+        clinician_id,
+        from_sector.value,
+        to_sector.value,
+        place,
+        hours,
+        at,
+        session_id,
+    )
+    return inserted is not None
+
+
+async def alerted_sectors(conn: Conn, region: str) -> set[Sector]:
+    """Sectors with a drain alert standing."""
+    rows = await conn.fetch("SELECT sector FROM drain_alerts WHERE region = $1", region)
+    return {Sector(r["sector"]) for r in rows}
+
+
+async def set_alert(conn: Conn, region: str, sector: Sector, *, raised: bool) -> None:
+    """Raise or clear a sector's standing alert."""
+    if raised:
+        await conn.execute(
+            "INSERT INTO drain_alerts (region, sector) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            region,
+            sector.value,
+        )
+    else:
+        await conn.execute(
+            "DELETE FROM drain_alerts WHERE region = $1 AND sector = $2", region, sector.value
+        )
+
+
+async def rehome(conn: Conn, clinician_id: uuid.UUID, sector: Sector) -> None:
+    """A transferred clinician's windows now belong to their new home sector."""
+    await conn.execute(
+        "UPDATE availability SET home_sector = $2 WHERE clinician_id = $1",
+        clinician_id,
+        sector.value,
+    )
+
+
+async def request_plan(conn: Conn, region: str, span: Span, *, due_at: datetime) -> None:
+    """Ask for the region to be planned by ``due_at``, over ``span`` joined to any asked."""
+    start, end = _span(span)
+    await conn.execute(
+        "INSERT INTO plan_requests AS r (region, span_start, span_end, due_at)"
+        " VALUES ($1, $2, $3, $4) ON CONFLICT (region) DO UPDATE SET"
+        # A null span (the whole region) absorbs any other.
+        " span_start = CASE WHEN r.span_start IS NULL OR $2::timestamptz IS NULL THEN NULL"
+        " ELSE least(r.span_start, $2) END,"
+        " span_end = CASE WHEN r.span_end IS NULL OR $3::timestamptz IS NULL THEN NULL"
+        " ELSE greatest(r.span_end, $3) END",
+        region,
+        start,
+        end,
+        due_at,
+    )
+
+
+async def due_plan_regions(pool: asyncpg.Pool, now: datetime) -> list[str]:
+    """Regions whose requested plan has fallen due."""
+    rows = await pool.fetch("SELECT region FROM plan_requests WHERE due_at <= $1", now)
+    return [r["region"] for r in rows]
+
+
+async def take_plan_request(conn: Conn, region: str) -> tuple[bool, Span]:
+    """Claim the region's request (until the transaction ends): (found, its span)."""
+    row = await conn.fetchrow(
+        "DELETE FROM plan_requests WHERE region = $1 RETURNING span_start, span_end", region
+    )
+    if row is None:
+        return False, None
+    if row["span_start"] is None:
+        return True, None
+    return True, (row["span_start"], row["span_end"])

@@ -21,3 +21,15 @@ class MatchingSettings(ServiceSettings):
         validation_alias=AliasChoices("FAIRSHARE_MATCHING_SWEEP_S"),
         description="How often every region is re-planned, so expired offers move on.",
     )
+    debounce_s: float = Field(
+        default=0.2,
+        ge=0,
+        validation_alias=AliasChoices("FAIRSHARE_MATCHING_DEBOUNCE_S"),
+        description="How long a region's re-plan waits for more events after the first.",
+    )
+    plan_poll_s: float = Field(
+        default=0.05,
+        gt=0,
+        validation_alias=AliasChoices("FAIRSHARE_MATCHING_PLAN_POLL_S"),
+        description="How often the planner looks for re-plans that have fallen due.",
+    )

@@ -14,14 +14,16 @@ from shared.logging import configure_logging
 
 
 def create_app(settings: MonitorSettings) -> FastAPI:
-    """The monitor app: counts sessions posted, offered and filled, and shows them live."""
+    """The monitor app: counts sessions posted, offered and filled, charts the moves between
+    sectors, and shows both live."""
     return service_app(
         settings,
         service=SERVICE,
         schema=SCHEMA,
         migrations_dir=Path(__file__).with_name("migrations"),
         title="Fairshare monitor",
-        description="The ICB's live dashboard of sessions per region and sector.",
+        description="The ICB's live dashboard of sessions, and of moves between sectors,"
+        " per region and sector.",
         routers=[http.router],
         handlers=handlers.handlers(),
     )

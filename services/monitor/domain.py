@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from shared.catalogue import Sector
@@ -132,4 +132,178 @@ def build_dashboard(counts: Iterable[SectorCounts]) -> list[RegionView]:
                 )
             )
         views.append(RegionView(region, tuple(rows)))
+    return views
+
+
+# --- The drain picture: hours moved between sectors over matching's rolling window ---
+
+# Matching's own defaults (services/matching/policy.py), repeated rather than imported:
+# the monitor knows matching only through its events. They apply to a region until its
+# first `policy.changed` arrives.
+DRAIN_WINDOW_DAYS = 28
+DEFAULT_CAP_PCT = 10.0
+DEFAULT_ALERT_SHARE = 0.8
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """Hours moved from one sector to another in one region, summed over the window."""
+
+    region: str
+    from_sector: str
+    to_sector: str
+    hours: float
+
+
+@dataclass(frozen=True, slots=True)
+class DrainAlert:
+    """The latest `sector.drain_alert` of one sector, as matching raised it."""
+
+    region: str
+    sector: str
+    net_out_hours: float
+    offered_hours: float
+    cap_pct: float
+    used_pct: float
+    window_days: int
+    raised_at: datetime
+    # When matching said the sector fell back under the alert share, if it has.
+    cleared_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RegionPolicy:
+    """The latest `policy.changed` of one region: what the caps are."""
+
+    region: str
+    cap_pct: Mapping[str, float]
+    home_first: bool
+    alert_share: float
+    changed_at: datetime
+
+    def cap_for(self, sector: str) -> float:
+        """The sector's cap in percent (matching's default if the policy lacks it)."""
+        return float(self.cap_pct.get(sector, DEFAULT_CAP_PCT))
+
+
+@dataclass(frozen=True, slots=True)
+class SectorDrain:
+    """One sector's line of the drain picture."""
+
+    region: str
+    sector: str
+    label: str
+    out_hours: float
+    in_hours: float
+    net_out_hours: float
+    cap_pct: float
+    alert: DrainAlert | None
+    alert_standing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RegionDrain:
+    """One region's drain picture: every sector, and which way the hours went."""
+
+    region: str
+    window_days: int
+    since: datetime
+    policy: RegionPolicy | None
+    sectors: tuple[SectorDrain, ...]
+    flows: tuple[Flow, ...]
+
+
+def drain_window_start(now: datetime, window_days: int = DRAIN_WINDOW_DAYS) -> datetime:
+    """Moves at or before this instant no longer count.
+
+    As in matching, the window is the ``window_days`` up to now *and everything after*:
+    a cross-sector session booked for next week counts already.
+    """
+    return now - timedelta(days=window_days)
+
+
+def alert_standing(alert: DrainAlert, *, net_out_hours: float, now: datetime) -> bool:
+    """Whether a drain alert still shows as standing (the red badge).
+
+    Matching says when a sector falls back under its alert share
+    (`sector.drain_cleared`); until then an alert stands for its window after it was
+    raised, unless the sector has since stopped losing hours at all here.
+    """
+    if alert.cleared_at is not None and alert.cleared_at >= alert.raised_at:
+        return False
+    return alert.raised_at > now - timedelta(days=alert.window_days) and net_out_hours > 0
+
+
+def _hours(value: float) -> float:
+    return round(value, 2) + 0.0  # + 0.0 turns a -0.0 into 0.0
+
+
+def build_drain(
+    flows: Iterable[Flow],
+    alerts: Iterable[DrainAlert],
+    policies: Iterable[RegionPolicy],
+    *,
+    now: datetime,
+    regions: Iterable[str] = (),
+) -> list[RegionDrain]:
+    """Regions in code order (those seen, plus ``regions``), each with every sector.
+
+    A sector's out hours are what its clinicians worked elsewhere (or took with them
+    on a transfer), in hours what others brought to it; net outflow is out minus in,
+    the figure matching holds within the cap. Flows within one sector are not moves
+    and are left out.
+    """
+    flows_by: dict[str, list[Flow]] = {}
+    for f in flows:
+        if f.from_sector != f.to_sector and f.hours:
+            flows_by.setdefault(f.region, []).append(f)
+    alerts_by: dict[str, dict[str, DrainAlert]] = {}
+    for a in alerts:
+        alerts_by.setdefault(a.region, {})[a.sector] = a
+    policy_of = {p.region: p for p in policies}
+    views = []
+    for region in sorted(set(flows_by) | set(alerts_by) | set(policy_of) | set(regions)):
+        region_flows = flows_by.get(region, [])
+        out: dict[str, float] = {}
+        into: dict[str, float] = {}
+        for f in region_flows:
+            out[f.from_sector] = out.get(f.from_sector, 0.0) + f.hours
+            into[f.to_sector] = into.get(f.to_sector, 0.0) + f.hours
+        region_alerts = alerts_by.get(region, {})
+        policy = policy_of.get(region)
+        seen = set(out) | set(into) | set(region_alerts)
+        sectors = sorted({str(s) for s in SECTOR_LABELS} | seen, key=_sector_order)
+        rows = []
+        for sector in sectors:
+            net = _hours(out.get(sector, 0.0) - into.get(sector, 0.0))
+            alert = region_alerts.get(sector)
+            rows.append(
+                SectorDrain(
+                    region=region,
+                    sector=sector,
+                    label=sector_label(sector),
+                    out_hours=_hours(out.get(sector, 0.0)),
+                    in_hours=_hours(into.get(sector, 0.0)),
+                    net_out_hours=net,
+                    cap_pct=policy.cap_for(sector) if policy else DEFAULT_CAP_PCT,
+                    alert=alert,
+                    alert_standing=alert is not None
+                    and alert_standing(alert, net_out_hours=net, now=now),
+                )
+            )
+        merged: dict[tuple[str, str], float] = {}
+        for f in region_flows:
+            key = (f.from_sector, f.to_sector)
+            merged[key] = merged.get(key, 0.0) + f.hours
+        ordered = sorted(merged, key=lambda k: (_sector_order(k[0]), _sector_order(k[1])))
+        views.append(
+            RegionDrain(
+                region=region,
+                window_days=DRAIN_WINDOW_DAYS,
+                since=drain_window_start(now),
+                policy=policy,
+                sectors=tuple(rows),
+                flows=tuple(Flow(region, a, b, _hours(merged[a, b])) for a, b in ordered),
+            )
+        )
     return views

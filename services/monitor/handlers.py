@@ -1,8 +1,9 @@
-"""Kafka adapter: count each session once per stage it reaches.
+"""Kafka adapter: count each session once per stage it reaches, and keep the drain ledger.
 
 The consumer's inbox already drops redelivered events; what is checked here is
 different: a second *distinct* event for the same session and stage (a new offer
-after one lapsed) is activity, but not another session.
+after one lapsed) is activity, but not another session, and a move of matching's
+ledger published again under a new event id is still one move.
 """
 
 from __future__ import annotations
@@ -10,9 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from services.monitor import repository
-from services.monitor.domain import STAGE_OF_EVENT, stage_for
+from services.monitor.domain import STAGE_OF_EVENT, DrainAlert, RegionPolicy, stage_for
 from shared.db.types import Conn
-from shared.events import Envelope
+from shared.events import (
+    Envelope,
+    MoveRecorded,
+    PolicyChanged,
+    SectorDrainAlert,
+    SectorDrainCleared,
+)
 from shared.messaging.consumer import Handler
 
 
@@ -37,6 +44,64 @@ async def on_session_event(conn: Conn, envelope: Envelope[Any]) -> None:
     )
 
 
+async def on_move_recorded(conn: Conn, envelope: Envelope[Any]) -> None:
+    """Keep the move (once per move id) for the region's drain picture."""
+    data: MoveRecorded = envelope.data
+    await repository.add_move(
+        conn,
+        move_id=data.move_id,
+        region=envelope.region,
+        kind=data.kind,
+        from_sector=data.from_sector.value,
+        to_sector=data.to_sector.value,
+        hours=data.hours,
+        at=data.at,
+    )
+
+
+async def on_drain_alert(conn: Conn, envelope: Envelope[Any]) -> None:
+    """Keep the alert as its sector's latest."""
+    data: SectorDrainAlert = envelope.data
+    alert = DrainAlert(
+        region=envelope.region,
+        sector=data.sector.value,
+        net_out_hours=data.net_out_hours,
+        offered_hours=data.offered_hours,
+        cap_pct=data.cap_pct,
+        used_pct=data.used_pct,
+        window_days=data.window_days,
+        raised_at=envelope.occurred_at,
+    )
+    await repository.save_alert(conn, event_id=envelope.event_id, alert=alert)
+
+
+async def on_drain_cleared(conn: Conn, envelope: Envelope[Any]) -> None:
+    """The sector fell back under its alert share: its badge goes."""
+    data: SectorDrainCleared = envelope.data
+    await repository.clear_alert(
+        conn, region=envelope.region, sector=data.sector.value, at=envelope.occurred_at
+    )
+
+
+async def on_policy_changed(conn: Conn, envelope: Envelope[Any]) -> None:
+    """Keep the policy as its region's latest: the caps the page shows."""
+    data: PolicyChanged = envelope.data
+    policy = RegionPolicy(
+        region=envelope.region,
+        cap_pct={sector.value: pct for sector, pct in data.cap_pct.items()},
+        home_first=data.home_first,
+        alert_share=data.alert_share,
+        changed_at=envelope.occurred_at,
+    )
+    await repository.save_policy(conn, event_id=envelope.event_id, policy=policy)
+
+
 def handlers() -> dict[str, Handler]:
     """Event type → handler, for the service's consumer."""
-    return dict.fromkeys(STAGE_OF_EVENT, on_session_event)
+    return {
+        **dict.fromkeys(STAGE_OF_EVENT, on_session_event),
+        "move.recorded": on_move_recorded,
+        "sector.drain_alert": on_drain_alert,
+        "sector.drain_cleared": on_drain_cleared,
+        "policy.changed": on_policy_changed,
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,7 +10,15 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from services.monitor import repository
-from services.monitor.domain import build_dashboard, sector_label
+from services.monitor.domain import (
+    DrainAlert,
+    RegionDrain,
+    build_dashboard,
+    build_drain,
+    drain_window_start,
+    sector_label,
+)
+from shared.catalogue import REGION_PATTERN
 from shared.runtime import Runtime
 
 router = APIRouter()
@@ -28,7 +37,7 @@ def _runtime(request: Request) -> Runtime:
 
 @router.get("/", response_class=HTMLResponse, summary="The ICB's live dashboard")
 async def dashboard() -> HTMLResponse:
-    """A self-contained page that polls ``/api/counts`` and ``/api/recent``."""
+    """A self-contained page that polls ``/api/counts``, ``/api/recent`` and ``/api/drain``."""
     return HTMLResponse(_PAGE, headers=_NO_STORE)
 
 
@@ -70,3 +79,81 @@ async def recent(
         }
         for a in await repository.recent(_runtime(request).pool, limit=limit)
     ]
+
+
+def _alert_json(alert: DrainAlert | None, *, standing: bool) -> dict[str, Any] | None:
+    if alert is None:
+        return None
+    return {
+        "used_pct": alert.used_pct,
+        "net_out_hours": alert.net_out_hours,
+        "offered_hours": alert.offered_hours,
+        "cap_pct": alert.cap_pct,
+        "window_days": alert.window_days,
+        "raised_at": alert.raised_at.isoformat(),
+        "standing": standing,
+    }
+
+
+def _region_json(view: RegionDrain) -> dict[str, Any]:
+    policy = view.policy
+    return {
+        "region": view.region,
+        "window_days": view.window_days,
+        "since": view.since.isoformat(),
+        "policy": None
+        if policy is None
+        else {
+            "changed_at": policy.changed_at.isoformat(),
+            "home_first": policy.home_first,
+            "alert_share": policy.alert_share,
+        },
+        "sectors": [
+            {
+                "sector": s.sector,
+                "sector_label": s.label,
+                "out_hours": s.out_hours,
+                "in_hours": s.in_hours,
+                "net_out_hours": s.net_out_hours,
+                "cap_pct": s.cap_pct,
+                "alert": _alert_json(s.alert, standing=s.alert_standing),
+            }
+            for s in view.sectors
+        ],
+        "matrix": [
+            {"from_sector": f.from_sector, "to_sector": f.to_sector, "hours": f.hours}
+            for f in view.flows
+        ],
+    }
+
+
+@router.get("/api/drain", summary="Hours moved between sectors per region, over 28 days")
+async def drain(
+    request: Request,
+    response: Response,
+    region: Annotated[
+        str | None,
+        Query(
+            pattern=REGION_PATTERN,
+            description="ICB code of one region (e.g. QOP); every region when left out.",
+        ),
+    ] = None,
+) -> list[dict[str, Any]]:
+    """Per region and sector over the rolling 28 days: hours moved out, hours moved in,
+    net outflow (out minus in, what matching's cap holds), the cap in percent (from the
+    region's last `policy.changed`, else 10) and the latest drain alert, with a from→to
+    matrix of hours. As in matching, moves already booked after today count now.
+
+    A region asked for by code is answered even if nothing has moved there (all zero).
+    """
+    response.headers.update(_NO_STORE)
+    pool = _runtime(request).pool
+    now = datetime.now(UTC)
+    views = build_drain(
+        await repository.flows(pool, since=drain_window_start(now), region=region),
+        await repository.alerts(pool, region=region),
+        await repository.policies(pool, region=region),
+        now=now,
+        regions=[region] if region else [],
+    )
+    return [_region_json(view) for view in views]

@@ -7,7 +7,14 @@ from datetime import datetime
 
 import asyncpg
 
-from services.monitor.domain import Activity, SectorCounts, Stage
+from services.monitor.domain import (
+    Activity,
+    DrainAlert,
+    Flow,
+    RegionPolicy,
+    SectorCounts,
+    Stage,
+)
 from shared.db.types import Conn
 
 # Enough for any page's list; the table stays a few rows long however long we run.
@@ -82,3 +89,137 @@ async def recent(conn: Conn | asyncpg.Pool, *, limit: int) -> list[Activity]:
         limit,
     )
     return [Activity(Stage(r["stage"]), r["region"], r["sector"], r["occurred_at"]) for r in rows]
+
+
+async def add_move(
+    conn: Conn,
+    *,
+    move_id: uuid.UUID,
+    region: str,
+    kind: str,
+    from_sector: str,
+    to_sector: str,
+    hours: float,
+    at: datetime,
+) -> bool:
+    """Keep one move of matching's ledger; False if that move is already kept."""
+    added = await conn.fetchval(
+        "INSERT INTO drain_moves (move_id, region, kind, from_sector, to_sector, hours, at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING 1",
+        move_id,
+        region,
+        kind,
+        from_sector,
+        to_sector,
+        hours,
+        at,
+    )
+    return added is not None
+
+
+async def save_alert(conn: Conn, *, event_id: uuid.UUID, alert: DrainAlert) -> None:
+    """Keep ``alert`` as its sector's latest, unless a later one is already kept."""
+    await conn.execute(
+        "INSERT INTO drain_alerts (region, sector, event_id, net_out_hours, offered_hours,"
+        " cap_pct, used_pct, window_days, raised_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        " ON CONFLICT (region, sector) DO UPDATE SET event_id = EXCLUDED.event_id,"
+        " net_out_hours = EXCLUDED.net_out_hours, offered_hours = EXCLUDED.offered_hours,"
+        " cap_pct = EXCLUDED.cap_pct, used_pct = EXCLUDED.used_pct,"
+        " window_days = EXCLUDED.window_days, raised_at = EXCLUDED.raised_at"
+        " WHERE drain_alerts.raised_at <= EXCLUDED.raised_at",
+        alert.region,
+        alert.sector,
+        event_id,
+        alert.net_out_hours,
+        alert.offered_hours,
+        alert.cap_pct,
+        alert.used_pct,
+        alert.window_days,
+        alert.raised_at,
+    )
+
+
+async def save_policy(conn: Conn, *, event_id: uuid.UUID, policy: RegionPolicy) -> None:
+    """Keep ``policy`` as its region's latest, unless a later one is already kept."""
+    await conn.execute(
+        "INSERT INTO drain_policies (region, event_id, cap_pct, home_first, alert_share,"
+        " changed_at) VALUES ($1, $2, $3, $4, $5, $6)"
+        " ON CONFLICT (region) DO UPDATE SET event_id = EXCLUDED.event_id,"
+        " cap_pct = EXCLUDED.cap_pct, home_first = EXCLUDED.home_first,"
+        " alert_share = EXCLUDED.alert_share, changed_at = EXCLUDED.changed_at"
+        " WHERE drain_policies.changed_at <= EXCLUDED.changed_at",
+        policy.region,
+        event_id,
+        dict(policy.cap_pct),
+        policy.home_first,
+        policy.alert_share,
+        policy.changed_at,
+    )
+
+
+async def flows(
+    conn: Conn | asyncpg.Pool, *, since: datetime, region: str | None = None
+) -> list[Flow]:
+    """Hours moved per region and (from, to) pair by moves that count after ``since``."""
+    rows = await conn.fetch(
+        "SELECT region, from_sector, to_sector, sum(hours) AS hours FROM drain_moves"
+        " WHERE at > $1 AND ($2::text IS NULL OR region = $2)"
+        " GROUP BY region, from_sector, to_sector ORDER BY region, from_sector, to_sector",
+        since,
+        region,
+    )
+    return [Flow(r["region"], r["from_sector"], r["to_sector"], r["hours"]) for r in rows]
+
+
+async def alerts(conn: Conn | asyncpg.Pool, *, region: str | None = None) -> list[DrainAlert]:
+    """The latest alert of every sector that has had one."""
+    rows = await conn.fetch(
+        "SELECT region, sector, net_out_hours, offered_hours, cap_pct, used_pct, window_days,"
+        " raised_at, cleared_at FROM drain_alerts WHERE $1::text IS NULL OR region = $1"
+        " ORDER BY region, sector",
+        region,
+    )
+    return [
+        DrainAlert(
+            r["region"],
+            r["sector"],
+            r["net_out_hours"],
+            r["offered_hours"],
+            r["cap_pct"],
+            r["used_pct"],
+            r["window_days"],
+            r["raised_at"],
+            r["cleared_at"],
+        )
+        for r in rows
+    ]
+
+
+async def policies(conn: Conn | asyncpg.Pool, *, region: str | None = None) -> list[RegionPolicy]:
+    """The latest policy of every region that has had one."""
+    rows = await conn.fetch(
+        "SELECT region, cap_pct, home_first, alert_share, changed_at FROM drain_policies"
+        " WHERE $1::text IS NULL OR region = $1 ORDER BY region",
+        region,
+    )
+    return [
+        RegionPolicy(
+            r["region"],
+            {str(k): float(v) for k, v in r["cap_pct"].items()},
+            r["home_first"],
+            r["alert_share"],
+            r["changed_at"],
+        )
+        for r in rows
+    ]
+
+
+async def clear_alert(conn: Conn, *, region: str, sector: str, at: datetime) -> None:
+    """Mark the sector's alert ended, unless it was raised again after ``at``."""
+    await conn.execute(
+        "UPDATE drain_alerts SET cleared_at = $3 WHERE region = $1 AND sector = $2"
+        " AND raised_at <= $3",
+        region,
+        sector,
+        at,
+    )

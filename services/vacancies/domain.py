@@ -39,6 +39,10 @@ class Organisation:
     active: bool
     pcn: str | None = None
     callback_url: str | None = None
+    # Index of Multiple Deprivation decile of its area (1 most deprived): matching
+    # fills sessions in deprived areas first. Place: the ICB place it belongs to.
+    imd_decile: int | None = None
+    place: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from services.vacancies import repository
 from services.vacancies.domain import SessionStatus, after_event
 from services.vacancies.notify import notify
 from shared.db.types import Conn
-from shared.events import BookingCancelled, Envelope
+from shared.events import BookingCancelled, Envelope, SessionUnmatched
 from shared.messaging.consumer import Handler
 
 
@@ -57,7 +57,13 @@ def handlers(callback_window: timedelta) -> dict[str, Handler]:
             extra={"reason": data.reason, "late": data.late},
         )
 
+    async def on_unmatched(conn: Conn, envelope: Envelope[Any]) -> None:
+        """Matching says why a session of ours has no offer: kept for when it goes unfilled."""
+        data: SessionUnmatched = envelope.data
+        await repository.set_unmatched(conn, data.session_id, data.why, data.detail)
+
     return {
+        "session.unmatched": on_unmatched,
         "session.offered": on_progress,
         "session.filled": on_progress,
         "booking.cancelled": on_booking_cancelled,

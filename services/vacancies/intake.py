@@ -282,6 +282,8 @@ class Intake:
             "ends_at": d.ends_at,
             "latitude": site.latitude,
             "longitude": site.longitude,
+            "imd_decile": site.imd_decile,
+            "place": site.place,
         }
 
 

@@ -26,6 +26,8 @@ def _organisation(row: asyncpg.Record) -> Organisation:
         active=row["active"],
         pcn=row["pcn"],
         callback_url=row["callback_url"],
+        imd_decile=row["imd_decile"],
+        place=row["place"],
     )
 
 
@@ -64,8 +66,8 @@ async def insert_organisation(
     """Register a new organisation; UniqueViolationError if its ODS code is taken."""
     await conn.execute(
         "INSERT INTO organisations (ods_code, name, sector, region, latitude, longitude,"
-        " webhook_secret, active, pcn, callback_url, api_key_hash)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        " webhook_secret, active, pcn, callback_url, api_key_hash, imd_decile, place)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         organisation.ods_code,
         organisation.name,
         organisation.sector.value,
@@ -77,6 +79,8 @@ async def insert_organisation(
         organisation.pcn,
         organisation.callback_url,
         api_key_hash,
+        organisation.imd_decile,
+        organisation.place,
     )
 
 
@@ -330,3 +334,22 @@ async def insert_sessions(conn: Conn, sessions: list[StoredSession]) -> set[uuid
         [x.details.notes for x in sessions],
     )
     return {r["id"] for r in rows}
+
+
+async def set_unmatched(conn: Conn, session_id: uuid.UUID, why: str, detail: str) -> bool:
+    """Remember matching's reason for a session having no offer; False if not ours."""
+    result: str = await conn.execute(
+        "UPDATE sessions SET unmatched_why = $2, unmatched_detail = $3 WHERE id = $1",
+        session_id,
+        why,
+        detail,
+    )
+    return result.endswith(" 1")
+
+
+async def unmatched(conn: Conn, session_id: uuid.UUID) -> tuple[str | None, str | None]:
+    """Matching's last reason for the session having no offer (why, in words)."""
+    row = await conn.fetchrow(
+        "SELECT unmatched_why, unmatched_detail FROM sessions WHERE id = $1", session_id
+    )
+    return (row["unmatched_why"], row["unmatched_detail"]) if row else (None, None)

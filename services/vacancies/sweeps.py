@@ -37,6 +37,9 @@ async def close_unfilled(conn: Conn, runtime: Runtime, window: timedelta) -> int
             if session.status is SessionStatus.OFFERED
             else "No eligible clinician was booked before the start."
         )
+        why, detail = await repository.unmatched(conn, session.id)
+        if why and session.status is not SessionStatus.OFFERED:
+            reason = detail or reason
         updated = replace(session, status=SessionStatus.UNFILLED)
         await repository.save_session(conn, updated)
         poster = await repository.organisation(conn, session.organisation)
@@ -50,12 +53,15 @@ async def close_unfilled(conn: Conn, runtime: Runtime, window: timedelta) -> int
                 organisation=site.ods_code,
                 sector=site.sector,
                 reason=reason,
+                why=why,
                 starts_at=session.details.starts_at,
                 ends_at=session.details.ends_at,
             ),
             region=poster.region,
         )
-        await notify(conn, updated, "session.unfilled", window=window, extra={"reason": reason})
+        await notify(
+            conn, updated, "session.unfilled", window=window, extra={"reason": reason, "why": why}
+        )
         closed += 1
     return closed
 

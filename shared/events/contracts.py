@@ -47,6 +47,16 @@ class _SessionState(_Timed):
     urgency: Urgency = Field(description="How soon the organisation needs it filled.")
     latitude: float = Field(ge=-90, le=90, description="Where the session is worked (WGS84).")
     longitude: float = Field(ge=-180, le=180, description="Where the session is worked (WGS84).")
+    imd_decile: int | None = Field(
+        default=None,
+        ge=1,
+        le=10,
+        description="IMD decile of the organisation's area, 1 most deprived; matching fills"
+        " deprived areas first. Absent when the organisation's area is not recorded.",
+    )
+    place: str | None = Field(
+        default=None, description="The ICB place the organisation belongs to, if recorded."
+    )
 
 
 class SessionPosted(_SessionState):
@@ -82,6 +92,11 @@ class SessionUnfilled(_Timed):
     organisation: OdsCode = Field(description="ODS code of the organisation where it is worked.")
     sector: Sector = Field(description="Sector of the session.")
     reason: str = Field(description="Why, as far as the vacancies service knows.")
+    why: str | None = Field(
+        default=None,
+        description="Matching's last word on why it had no offer: no_eligible_clinician,"
+        " held_by_drain_guard, declined_by_all or clinicians_taken; absent if it never said.",
+    )
 
 
 class BookingCancelled(_EventData):
@@ -128,6 +143,10 @@ class SessionOffered(_Timed):
     urgency: Urgency = Field(description="How soon the organisation needs it filled.")
     expires_at: AwareDatetime = Field(description="After this instant the offer can't be taken.")
     reasons: list[str] = Field(description="Plain-words reasons this clinician was chosen.")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Working-time limits this would pass, for a self-employed clinician to weigh.",
+    )
 
 
 class OfferAccepted(_EventData):
@@ -184,3 +203,58 @@ class SessionFilled(_Timed):
     clinician_home_sector: Sector = Field(
         description="Home sector of the clinician; differs from `sector` on a cross-sector move."
     )
+
+
+class SessionUnmatched(_EventData):
+    """Matching left a session without an offer, for the reason given (v1).
+
+    Published when the reason changes, not on every re-plan.
+    """
+
+    session_id: uuid.UUID = Field(description="The session without an offer.")
+    organisation: OdsCode = Field(description="ODS code of the organisation where it is worked.")
+    why: str = Field(
+        description="no_eligible_clinician, held_by_drain_guard, declined_by_all or"
+        " clinicians_taken."
+    )
+    detail: str = Field(description="The reason in plain words.")
+
+
+class MoveRecorded(_EventData):
+    """A clinician worked outside their home sector, or moved for good (v1): the ledger."""
+
+    move_id: uuid.UUID = Field(description="Id of the ledger entry.")
+    kind: str = Field(description="session (a filled cross-sector session) or transfer.")
+    clinician_id: uuid.UUID = Field(description="Pseudonymous id of the clinician who moved.")
+    from_sector: Sector = Field(description="The sector the hours moved out of.")
+    to_sector: Sector = Field(description="The sector the hours moved into.")
+    place: str | None = Field(description="ICB place of the receiving organisation, if known.")
+    hours: float = Field(gt=0, description="Hours moved (a transfer counts as the policy says).")
+    at: AwareDatetime = Field(description="When the move counts: the session's start.")
+    session_id: uuid.UUID | None = Field(description="The session, for a session move.")
+
+
+class SectorDrainAlert(_EventData):
+    """A sector's net outflow passed the alert share of its cap (v1)."""
+
+    sector: Sector = Field(description="The sector being drained.")
+    net_out_hours: float = Field(description="Hours moved out minus moved in over the window.")
+    offered_hours: float = Field(description="Hours its clinicians offered over the window.")
+    cap_pct: float = Field(description="The cap, percent of offered hours.")
+    used_pct: float = Field(description="Net outflow as a percentage of the cap.")
+    window_days: int = Field(description="Length of the rolling window, days.")
+
+
+class SectorDrainCleared(SectorDrainAlert):
+    """A sector with a standing drain alert fell back under the alert share (v1)."""
+
+
+class PolicyChanged(_EventData):
+    """The ICB changed a region's drain-guard policy (v1); the fields are the new policy."""
+
+    cap_pct: dict[Sector, float] = Field(
+        description="Net outflow cap per sector, percent of the hours it offered."
+    )
+    home_first: bool = Field(description="Whether home-sector sessions come first.")
+    alert_share: float = Field(description="Share of a cap at which a drain alert is raised.")
+    changed_by: str = Field(description="Who made the change (the operator's name).")

@@ -16,15 +16,20 @@ from shared.events.contracts import (
     AvailabilityWithdrawn,
     BookingCancelled,
     ClinicianTransferred,
+    MoveRecorded,
     OfferAccepted,
     OfferDeclined,
     OfferRefused,
+    PolicyChanged,
+    SectorDrainAlert,
+    SectorDrainCleared,
     SessionAmended,
     SessionCancelled,
     SessionFilled,
     SessionOffered,
     SessionPosted,
     SessionUnfilled,
+    SessionUnmatched,
 )
 
 # Tansu creates no topic on demand, so every topic is created at start-up with this
@@ -81,6 +86,17 @@ EVENTS: dict[str, EventSpec] = {
         EventSpec(
             "offer.refused", 1, OfferRefused, "matching", "An acceptance could not be honoured."
         ),
+        EventSpec(
+            "session.unmatched", 1, SessionUnmatched, "matching", "A session has no offer, and why."
+        ),
+        EventSpec("move.recorded", 1, MoveRecorded, "matching", "A cross-sector move counted."),
+        EventSpec(
+            "sector.drain_alert", 1, SectorDrainAlert, "matching", "A sector neared its cap."
+        ),
+        EventSpec(
+            "sector.drain_cleared", 1, SectorDrainCleared, "matching", "A sector's alert ended."
+        ),
+        EventSpec("policy.changed", 1, PolicyChanged, "matching", "A region's policy changed."),
     )
 }
 

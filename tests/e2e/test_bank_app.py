@@ -197,6 +197,8 @@ async def test_offer_arrives_live_is_accepted_booked_and_given_up_properly(
     taking the time back is refused until the booking is cancelled with a reason."""
     ods = "A" + str(uuid.uuid4().int)[:5]
     secret = add_practice(system, ods)
+    # The pharmacist's move into general practice must fit community pharmacy's cap.
+    system.cli("policy", "set", "--region", REGION, "--cap", "community_pharmacy=50")
     code = invite_pharmacist(system, "Priya Shah")
 
     day = datetime.now(LONDON).date() + timedelta(days=2)

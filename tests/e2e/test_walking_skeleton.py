@@ -58,6 +58,11 @@ async def test_signed_session_is_filled_end_to_end(
         .split("webhook secret: ")[1]
         .split()[0]
     )
+    # A community pharmacist will fill this practice's session: a move out of community
+    # pharmacy, which its default 10% cap of one 9-hour window would hold back. The
+    # ICB allows half here, and says so through the policy command.
+    system.cli("policy", "set", "--region", region, "--cap", "community_pharmacy=50")
+    assert "community_pharmacy" in system.cli("policy", "show", "--region", region)
     assert secret.startswith("whsec_")
 
     start = (datetime.now(UTC) + timedelta(days=2)).replace(minute=0, second=0, microsecond=0)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from shared.events import new_envelope
 from shared.settings import ServiceSettings
 from tests.conftest import Infra
 
@@ -58,3 +61,26 @@ async def eventually(check: Any, *, timeout_s: float = 20.0, every_s: float = 0.
             msg = f"condition not met in {timeout_s} s (last: {result!r})"
             raise AssertionError(msg)
         await asyncio.sleep(every_s)
+
+
+Send = Callable[[str, Any], Awaitable[None]]
+
+
+@asynccontextmanager
+async def kafka_sender(bootstrap: str, prefix: str, region: str) -> AsyncIterator[Send]:
+    """``send(event_type, data)``: publish an event onto its topic, keyed by region."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+
+    async def send(event_type: str, data: Any) -> None:
+        envelope = new_envelope(
+            data, event_type=event_type, schema_version=1, region=region, producer="test"
+        )
+        await producer.send_and_wait(
+            f"{prefix}{event_type}", envelope.model_dump_json().encode(), key=region.encode()
+        )
+
+    try:
+        yield send
+    finally:
+        await producer.stop()

@@ -5,40 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
 
-from fairshare.services import migrations_of
 from services.matching import SCHEMA, planning, repository
 from services.matching.domain import Window
-from services.matching.settings import MatchingSettings
 from shared.catalogue import Profession, Sector
-from shared.db.pool import create_pool
 from shared.db.types import Conn
 from shared.events import Envelope, OfferAccepted, SessionPosted, new_envelope
 from shared.messaging.emitter import Emitter
-from shared.runtime import migrate
-from tests.conftest import Infra
 from tests.factories import session_posted
-from tests.integration.helpers import settings_for
+from tests.integration.matching_support import pool
+
+__all__ = ["pool"]  # the fixture, shared
 
 pytestmark = pytest.mark.integration
 
 START = (datetime.now(UTC) + timedelta(days=5)).replace(microsecond=0)
-
-
-@pytest.fixture
-async def pool(infra: Infra, topic_prefix: str) -> AsyncIterator[asyncpg.Pool]:
-    """A pool on the migrated matching schema."""
-    settings = settings_for(MatchingSettings, infra, topic_prefix)
-    await migrate(settings, schema=SCHEMA, migrations_dir=migrations_of("matching"))
-    p = await create_pool(infra.dsn, SCHEMA)
-    yield p
-    await p.close()
 
 
 def _session(region: str, hours_from_start: float = 0) -> SessionPosted:
@@ -211,6 +197,9 @@ async def test_amendment_and_cancellations_free_and_replan(pool: asyncpg.Pool, r
         )
         async with pool.acquire() as conn, conn.transaction():
             await table[event_type](conn, envelope)
+        # What the debounced planner would do once the request falls due.
+        async with pool.acquire() as conn, conn.transaction():
+            await planning.run_request(conn, region=region, emitter=emitter)
 
     async with pool.acquire() as conn, conn.transaction():
         await repository.insert_session(conn, region, session)
@@ -308,6 +297,9 @@ async def test_decline_and_withdrawn_time_cascade_to_the_next_clinician(
         )
         async with pool.acquire() as conn, conn.transaction():
             await table[event_type](conn, envelope)
+        # What the debounced planner would do once the request falls due.
+        async with pool.acquire() as conn, conn.transaction():
+            await planning.run_request(conn, region=region, emitter=emitter)
 
     await handle(
         "offer.declined",

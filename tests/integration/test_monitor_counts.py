@@ -97,6 +97,9 @@ def _data(event_type: str, session_id: uuid.UUID, sector: str) -> dict[str, Any]
         "latitude": 53.48,
         "longitude": -2.24,
         "reasons": ["test"],
+        "warnings": [],
+        "imd_decile": 3,
+        "place": "Salford",
     }
     return {name: filler[name] for name in EVENTS[event_type].model.model_fields}
 

@@ -7,12 +7,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fastapi import FastAPI
 
 from services.vacancies import SCHEMA, admin
 from services.vacancies.sweeps import close_unfilled
 from shared.catalogue import Sector
 from shared.db.pool import connect
-from shared.events import SessionFilled
+from shared.events import SessionFilled, SessionUnmatched
 from tests.conftest import Infra
 from tests.integration.vacancies_support import (
     deliver_event,
@@ -260,6 +261,18 @@ async def test_rate_limit_answers_429_with_retry_after_and_big_bodies_413(
         assert response.status_code == 413
 
 
+async def _start_unfilled(app: FastAPI, session_id: str) -> None:
+    """Move the session's start a minute into the past and run the unfilled sweep."""
+    pool = app.state.runtime.pool
+    await pool.execute(
+        "UPDATE sessions SET starts_at = now() - interval '1 minute',"
+        " ends_at = now() + interval '3 hours' WHERE id = $1",
+        uuid.UUID(session_id),
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        assert await close_unfilled(conn, app.state.runtime, timedelta(hours=25)) >= 1
+
+
 async def test_sessions_that_start_unfilled_are_closed_and_published(
     infra: Infra, topic_prefix: str, region: str
 ) -> None:
@@ -270,19 +283,42 @@ async def test_sessions_that_start_unfilled_are_closed_and_published(
             "session_id"
         ]
         pool = app.state.runtime.pool
-        await pool.execute(
-            "UPDATE sessions SET starts_at = now() - interval '1 minute',"
-            " ends_at = now() + interval '3 hours' WHERE id = $1",
-            uuid.UUID(session_id),
-        )
-        async with pool.acquire() as conn, conn.transaction():
-            assert await close_unfilled(conn, app.state.runtime, timedelta(hours=25)) >= 1
+        await _start_unfilled(app, session_id)
         assert (
             await pool.fetchval("SELECT status FROM sessions WHERE id = $1", uuid.UUID(session_id))
             == "unfilled"
         )
         [event] = await outbox_events(app, "session.unfilled", session_id)
         assert "before the start" in event["reason"]
+
+
+async def test_an_unfilled_session_says_why_matching_found_nobody(
+    infra: Infra, topic_prefix: str, region: str
+) -> None:
+    """The organisation's deprivation decile and place travel with its sessions; when
+    matching says why a session has no offer, going unfilled publishes that why."""
+    async with running_app(infra, topic_prefix) as (app, client):
+        ods, secret, _ = await register(infra, region, imd_decile=2, place="Salford")
+        session_id = (await post(client, ods, secret, "session.posted", session_data())).json()[
+            "session_id"
+        ]
+        [posted] = await outbox_events(app, "session.posted", session_id)
+        assert (posted["imd_decile"], posted["place"]) == (2, "Salford")
+        detail = "2 eligible clinicians from other sectors were held back by the drain guard."
+        await deliver_event(
+            app,
+            "session.unmatched",
+            SessionUnmatched(
+                session_id=uuid.UUID(session_id),
+                organisation=ods,
+                why="held_by_drain_guard",
+                detail=detail,
+            ),
+            region,
+        )
+        await _start_unfilled(app, session_id)
+        [event] = await outbox_events(app, "session.unfilled", session_id)
+        assert (event["why"], event["reason"]) == ("held_by_drain_guard", detail)
 
 
 async def test_a_reposted_batch_amends_only_what_changed(

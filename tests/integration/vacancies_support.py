@@ -54,12 +54,25 @@ async def register(
     sector: Sector = Sector.GENERAL_PRACTICE,
     pcn: str | None = None,
     callback_url: str | None = None,
+    imd_decile: int | None = None,
+    place: str | None = None,
 ) -> tuple[str, str, str]:
     """Register an organisation; return its ODS code, web hook secret and API key."""
     ods = ods or new_ods()
     conn = await connect(infra.dsn, SCHEMA)
     try:
-        org = Organisation(ods, f"Org {ods}", sector, region, 53.4, -2.2, True, pcn=pcn)
+        org = Organisation(
+            ods,
+            f"Org {ods}",
+            sector,
+            region,
+            53.4,
+            -2.2,
+            True,
+            pcn=pcn,
+            imd_decile=imd_decile,
+            place=place,
+        )
         secret, key = await add_organisation(conn, org)
         if callback_url:
             await conn.execute(

@@ -1,125 +1,203 @@
-"""The foundation's matching core: eligibility, overlaps, preference, expiry."""
+"""The matching engine by example: each rule of docs/matching.md, and the objective."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from services.matching.domain import (
-    Commitment,
-    OpenSession,
-    Window,
-    offer_expiry,
-    overlaps,
-    plan_offers,
-)
-from shared.catalogue import Profession, Role, Sector, Skill
+import pytest
 
-T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+from services.matching.domain import Commitment, OpenSession, Window, offer_expiry
+from services.matching.engine import Plan, Problem, Why, plan
+from services.matching.policy import Policy, SectorBalance
+from shared.catalogue import Profession, Role, Sector, Skill, Urgency
+
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # a Tuesday
+GP, CP = Sector.GENERAL_PRACTICE, Sector.COMMUNITY_PHARMACY
+OPEN_CAPS = Policy(cap_pct=dict.fromkeys(Sector, 100.0))
 
 
 def _session(start_h: float = 0, hours: float = 4, **kw: object) -> OpenSession:
     values: dict[str, object] = {
         "id": uuid.uuid4(),
         "organisation": "A81001",
-        "sector": Sector.GENERAL_PRACTICE,
+        "sector": GP,
         "role": Role.CLINICAL_PHARMACIST,
         "starts_at": T0 + timedelta(hours=start_h),
         "ends_at": T0 + timedelta(hours=start_h + hours),
+        "latitude": 53.48,
+        "longitude": -2.24,
     }
     values.update(kw)
     return OpenSession(**values)  # type: ignore[arg-type]
 
 
-def _window(start_h: float = -1, hours: float = 10, **kw: object) -> Window:
+def _window(start_h: float = -1, hours: float = 12, **kw: object) -> Window:
     values: dict[str, object] = {
         "clinician_id": uuid.uuid4(),
         "profession": Profession.PHARMACIST,
-        "home_sector": Sector.COMMUNITY_PHARMACY,
+        "home_sector": GP,
         "starts_at": T0 + timedelta(hours=start_h),
         "ends_at": T0 + timedelta(hours=start_h + hours),
+        "latitude": 53.47,
+        "longitude": -2.25,
     }
     values.update(kw)
     return Window(**values)  # type: ignore[arg-type]
 
 
-def test_offers_an_eligible_clinician_with_reasons() -> None:
-    """A free clinician of the right profession is offered the session, and told why."""
+def _plan(sessions: list[OpenSession], windows: list[Window], **kw: Any) -> Plan:
+    problem = Problem(sessions=sessions, windows=windows, policy=OPEN_CAPS)
+    return plan(replace(problem, **kw))
+
+
+def _offers(result: Plan) -> dict[uuid.UUID, uuid.UUID]:
+    return {p.session.id: p.clinician_id for p in result.proposals}
+
+
+@pytest.fixture(params=[2_000, 0], ids=["exact", "flow"])
+def path(request: pytest.FixtureRequest) -> int:
+    """Each example runs on both paths: exact (CP-SAT) and flow with repair."""
+    limit: int = request.param
+    return limit
+
+
+def test_an_eligible_clinician_is_offered_with_reasons(path: int) -> None:
     session, window = _session(), _window()
-    [proposal] = plan_offers([session], [window], [])
+    [proposal] = _plan([session], [window], exact_max_pairs=path).proposals
     assert proposal.clinician_id == window.clinician_id
     assert any("free for the whole session" in r for r in proposal.reasons)
+    assert any("0 other clinicians" in r for r in proposal.reasons)
 
 
-def test_wrong_profession_or_partial_cover_is_not_offered() -> None:
-    """Another profession, or a window that misses part of the session, gets nothing."""
+def test_wrong_profession_partial_cover_far_or_busy_is_not_offered(path: int) -> None:
     session = _session()
     nurse = _window(profession=Profession.PRACTICE_NURSE)
     partial = _window(start_h=1)
-    assert plan_offers([session], [nurse, partial], []) == []
+    far = _window(latitude=54.5)
+    busy = _window()
+    held = Commitment(busy.clinician_id, T0 + timedelta(hours=3), T0 + timedelta(hours=5))
+    result = _plan([session], [nurse, partial, far, busy], commitments=[held], exact_max_pairs=path)
+    assert result.proposals == []
+    assert result.unplaced[session.id].why is Why.NO_ELIGIBLE
 
 
-def test_committed_clinician_is_not_offered_overlapping_time() -> None:
-    """A clinician booked (or on offer) at that time is skipped."""
-    session, window = _session(), _window()
-    busy = Commitment(window.clinician_id, T0 + timedelta(hours=3), T0 + timedelta(hours=5))
-    assert plan_offers([session], [window], [busy]) == []
-
-
-def test_one_clinician_gets_at_most_one_of_two_overlapping_sessions() -> None:
-    """Two overlapping sessions and one clinician: one offer, not two."""
-    window = _window()
-    proposals = plan_offers([_session(), _session(start_h=2)], [window], [])
-    assert len(proposals) == 1
-
-
-def test_home_sector_clinician_preferred() -> None:
-    """Given a choice, the clinician from the session's own sector is offered it."""
-    session = _session(sector=Sector.COMMUNITY_PHARMACY)
-    outsider = _window(home_sector=Sector.GENERAL_PRACTICE)
-    insider = _window(home_sector=Sector.COMMUNITY_PHARMACY)
-    [proposal] = plan_offers([session], [outsider, insider], [])
-    assert proposal.clinician_id == insider.clinician_id
-
-
-def test_already_tried_pair_passes_to_the_next_clinician() -> None:
-    """After an expired offer the session cascades to someone else."""
-    session = _session()
-    first, second = _window(), _window()
-    tried = frozenset({(session.id, first.clinician_id), (session.id, second.clinician_id)})
-    assert plan_offers([session], [first, second], [], already_tried=tried) == []
-    only_first = frozenset({(session.id, first.clinician_id)})
-    [proposal] = plan_offers([session], [first, second], [], already_tried=only_first)
-    assert proposal.clinician_id == second.clinician_id
-
-
-def test_offer_expiry_is_sooner_of_two_hours_and_half_the_time_left() -> None:
-    """Far-off sessions get two hours; imminent ones half the time left."""
-    now = T0
-    assert offer_expiry(now, now + timedelta(days=3)) == now + timedelta(hours=2)
-    assert offer_expiry(now, now + timedelta(hours=1)) == now + timedelta(minutes=30)
-
-
-def test_overlaps_is_half_open() -> None:
-    """Back-to-back sessions do not overlap."""
-    a, b, c = T0, T0 + timedelta(hours=4), T0 + timedelta(hours=8)
-    assert not overlaps(a, b, b, c)
-    assert overlaps(a, c, b, c)
-
-
-def test_role_catalogue_decides_who_may_fill() -> None:
-    """A pharmacist may fill an advanced-practitioner session; a dentist may not."""
-    session = _session(role=Role.ADVANCED_PRACTITIONER)
-    dentist = _window(profession=Profession.DENTIST)
-    pharmacist = _window()
-    [proposal] = plan_offers([session], [dentist, pharmacist], [])
-    assert proposal.clinician_id == pharmacist.clinician_id
-
-
-def test_skills_asked_for_must_all_be_held() -> None:
-    """A session needing a prescriber goes only to a clinician who is one."""
+def test_skills_are_required(path: int) -> None:
     session = _session(skills=frozenset({Skill.INDEPENDENT_PRESCRIBER}))
     plain = _window()
-    prescriber = _window(skills=frozenset({Skill.INDEPENDENT_PRESCRIBER, Skill.MINOR_ILLNESS}))
-    [proposal] = plan_offers([session], [plain, prescriber], [])
+    prescriber = _window(skills=frozenset({Skill.INDEPENDENT_PRESCRIBER}))
+    [proposal] = _plan([session], [plain, prescriber], exact_max_pairs=path).proposals
     assert proposal.clinician_id == prescriber.clinician_id
+
+
+def test_tried_pairs_are_never_offered_again(path: int) -> None:
+    session, first, second = _session(), _window(), _window()
+    tried = frozenset({(session.id, first.clinician_id)})
+    result = _plan([session], [first, second], already_tried=tried, exact_max_pairs=path)
+    assert _offers(result) == {session.id: second.clinician_id}
+    everyone = tried | {(session.id, second.clinician_id)}
+    result = _plan([session], [first, second], already_tried=everyone, exact_max_pairs=path)
+    assert result.unplaced[session.id].why is Why.DECLINED_BY_ALL
+
+
+def test_urgent_then_deprived_win_a_contested_clinician(path: int) -> None:
+    """One clinician, three overlapping sessions: urgent beats deprived beats neither."""
+    who = _window()
+    plain = _session()
+    deprived = _session(imd_decile=1)
+    urgent = _session(urgency=Urgency.URGENT, imd_decile=9)
+    assert _offers(_plan([plain, deprived, urgent], [who], exact_max_pairs=path)) == {
+        urgent.id: who.clinician_id
+    }
+    assert _offers(_plan([plain, deprived], [who], exact_max_pairs=path)) == {
+        deprived.id: who.clinician_id
+    }
+
+
+def test_continuity_then_distance_choose_between_clinicians(path: int) -> None:
+    session = _session()
+    near, known = _window(latitude=53.48), _window(latitude=53.40)
+    assert _offers(_plan([session], [near, known], exact_max_pairs=path)) == {
+        session.id: near.clinician_id
+    }
+    history = frozenset({(known.clinician_id, session.organisation)})
+    result = _plan([session], [near, known], worked_before=history, exact_max_pairs=path)
+    assert _offers(result) == {session.id: known.clinician_id}
+    assert any("worked at A81001 before" in r for r in result.proposals[0].reasons)
+
+
+def test_more_sessions_filled_beats_a_better_single_match(path: int) -> None:
+    """A flexible clinician gives way so that both sessions are filled."""
+    gp_only = _session(role=Role.GP)
+    either = _session(start_h=0.5, urgency=Urgency.URGENT)
+    gp = _window(profession=Profession.GP)
+    pharmacist = _window(latitude=53.40)  # further, but the only other choice
+    result = _plan([gp_only, either], [gp, pharmacist], exact_max_pairs=path)
+    assert _offers(result) == {gp_only.id: gp.clinician_id, either.id: pharmacist.clinician_id}
+
+
+def test_the_cap_holds_a_sector_back_and_says_so(path: int) -> None:
+    """A community pharmacist may not fill a GP session when community pharmacy's net
+    outflow would pass its cap; with room under the cap, they may."""
+    session = _session()
+    pharmacist = _window(home_sector=CP)
+    tight = {s: SectorBalance(offered_hours=100, net_out_hours=8) for s in Sector}
+    problem = Problem(
+        sessions=[session],
+        windows=[pharmacist],
+        balances=tight,
+        exact_max_pairs=path,
+    )
+    result = plan(problem)  # 10% of 100 hours is 10; 8 are out; 4 more would be 12
+    assert result.proposals == []
+    assert result.unplaced[session.id].why is Why.DRAIN_GUARD
+    roomy = {s: SectorBalance(offered_hours=100, net_out_hours=5) for s in Sector}
+    [proposal] = plan(replace(problem, balances=roomy)).proposals
+    assert proposal.cross_sector
+    assert result.balances[CP].net_out_hours == 8
+    assert plan(replace(problem, balances=roomy)).balances[CP].net_out_hours == 9
+
+
+def test_home_first_keeps_a_clinician_for_their_own_sector(path: int) -> None:
+    """An urgent PCN session is worth more, but the community pharmacist's own
+    pharmacy session at the same time is open: home first offers them that one."""
+    pcn = _session(urgency=Urgency.URGENT, imd_decile=1)
+    pharmacy = _session(sector=CP, role=Role.COMMUNITY_PHARMACIST, organisation="FVR79")
+    pharmacist = _window(home_sector=CP)
+    result = _plan([pcn, pharmacy], [pharmacist], exact_max_pairs=path)
+    assert _offers(result) == {pharmacy.id: pharmacist.clinician_id}
+    off = replace(OPEN_CAPS, home_first=False)
+    assert _offers(_plan([pcn, pharmacy], [pharmacist], policy=off, exact_max_pairs=path)) == {
+        pcn.id: pharmacist.clinician_id
+    }
+
+
+def test_eleven_hours_rest_between_working_days(path: int) -> None:
+    """An evening to 22:00 and the next morning from 07:00: only one, unless self-employed
+    (then both, with a warning on the one that breaks the rest)."""
+    evening = _session(start_h=9, hours=4)  # 18:00 to 22:00, London = UTC in December
+    morning = _session(start_h=22, hours=4)  # 07:00 next day
+    employed = _window(hours=40)
+    assert len(_plan([evening, morning], [employed], exact_max_pairs=path).proposals) == 1
+    locum = replace(employed, self_employed=True)
+    both = _plan([evening, morning], [locum], exact_max_pairs=path).proposals
+    assert len(both) == 2
+    assert all(any("11 hours" in w for w in p.warnings) for p in both)
+
+
+def test_forty_eight_hours_in_seven_days_unless_opted_out(path: int) -> None:
+    """Five 12-hour days in one week: four unless opted out."""
+    days = [_session(start_h=24 * d, hours=12) for d in range(5)]
+    employed = _window(hours=24 * 6)
+    assert len(_plan(days, [employed], exact_max_pairs=path).proposals) == 4
+    opted_out = replace(employed, wtr_opt_out=True)
+    assert len(_plan(days, [opted_out], exact_max_pairs=path).proposals) == 5
+
+
+def test_offer_expiry_is_the_sooner_of_two_hours_and_half_the_time_left() -> None:
+    now = T0
+    assert offer_expiry(now, now + timedelta(days=2)) == now + timedelta(hours=2)
+    assert offer_expiry(now, now + timedelta(hours=2)) == now + timedelta(hours=1)
+    assert offer_expiry(now, now - timedelta(hours=1)) == now

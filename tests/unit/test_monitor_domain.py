@@ -30,8 +30,16 @@ def test_events_the_monitor_does_not_count_are_refused() -> None:
 
 
 def test_the_consumer_subscribes_to_exactly_the_counted_events() -> None:
-    """handlers() covers the three session events and nothing else."""
-    assert set(handlers()) == {"session.posted", "session.offered", "session.filled"}
+    """handlers() covers the three session events and the drain ledger's, nothing else."""
+    assert set(handlers()) == {
+        "session.posted",
+        "session.offered",
+        "session.filled",
+        "move.recorded",
+        "sector.drain_alert",
+        "sector.drain_cleared",
+        "policy.changed",
+    }
 
 
 def test_fill_rate_is_filled_over_posted() -> None:

@@ -1,0 +1,98 @@
+"""A region's drain-guard policy and each sector's balance of moves. No I/O.
+
+The cap is on *net* outflow: hours a sector's clinicians worked in other sectors minus
+hours others worked in it, over a rolling window, as a share of the hours that sector's
+clinicians offered the bank in that window. A sector may lend as much as it borrows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from shared.catalogue import Sector
+
+DEFAULT_CAP_PCT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What a region's ICB has set; every field has the issue's default."""
+
+    # Net outflow cap per sector, as a percentage of the hours that sector offered.
+    cap_pct: Mapping[Sector, float] = field(default_factory=dict)
+    # A clinician is offered outside their home sector only when no session of their
+    # own sector that they could fill, overlapping in time, is left open.
+    home_first: bool = True
+    # `sector.drain_alert` once a sector's net outflow passes this share of its cap.
+    alert_share: float = 0.8
+    window_days: int = 28
+    # A permanent move (`clinician.transferred`) counts as this many hours moved: one
+    # full-time clinician's 37.5 hours a week over the four-week window.
+    transfer_hours: float = 150.0
+
+    def cap_for(self, sector: Sector) -> float:
+        """The sector's cap in percent."""
+        return self.cap_pct.get(sector, DEFAULT_CAP_PCT)
+
+
+@dataclass(frozen=True, slots=True)
+class SectorBalance:
+    """A sector's standing over the rolling window."""
+
+    offered_hours: float
+    # Out minus in: filled cross-sector sessions, transfers, and live cross-sector offers
+    # (counted as if accepted, so a burst of acceptances can't overshoot the cap).
+    net_out_hours: float = 0.0
+
+
+def cap_hours(policy: Policy, sector: Sector, balance: SectorBalance) -> float:
+    """The most net hours the sector may lose over the window."""
+    return policy.cap_for(sector) / 100 * balance.offered_hours
+
+
+def budget(policy: Policy, sector: Sector, balance: SectorBalance) -> float:
+    """Hours the sector may still lose; negative when already over its cap."""
+    return cap_hours(policy, sector, balance) - balance.net_out_hours
+
+
+def drain_pct(balance: SectorBalance) -> float:
+    """Net outflow as a percentage of the sector's offered hours (0 when it offered none)."""
+    if balance.offered_hours <= 0:
+        return 0.0
+    return 100 * balance.net_out_hours / balance.offered_hours
+
+
+def past_alert(policy: Policy, sector: Sector, balance: SectorBalance) -> bool:
+    """Whether the sector has passed the alert share of its cap."""
+    cap = cap_hours(policy, sector, balance)
+    return balance.net_out_hours > policy.alert_share * cap
+
+
+def balances_from(
+    offered: Mapping[Sector, float], net_out: Mapping[Sector, float]
+) -> dict[Sector, SectorBalance]:
+    """One balance per sector from two totals (missing sectors count zero)."""
+    return {s: SectorBalance(offered.get(s, 0.0), net_out.get(s, 0.0)) for s in Sector}
+
+
+def parse_caps(values: list[str]) -> dict[Sector, float]:
+    """``["community_pharmacy=8"]`` → {COMMUNITY_PHARMACY: 8.0}; ValueError says what's wrong."""
+    caps: dict[Sector, float] = {}
+    for value in values:
+        name, _, pct = value.partition("=")
+        try:
+            sector = Sector(name.strip())
+        except ValueError:
+            known = ", ".join(s.value for s in Sector)
+            msg = f"cap {value!r}: unknown sector {name!r} (one of {known})"
+            raise ValueError(msg) from None
+        try:
+            caps[sector] = float(pct)
+        except ValueError:
+            msg = f"cap {value!r}: the cap must be a number, e.g. {name}=10"
+            raise ValueError(msg) from None
+        if not 0 <= caps[sector] <= 100:
+            msg = f"cap {value!r}: the cap is a percentage, 0 to 100"
+            raise ValueError(msg)
+    return caps
