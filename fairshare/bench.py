@@ -430,3 +430,39 @@ def intake(
         return
     console.print(_table(result))
     console.print(result["setup"]["note"], style="dim")
+
+
+@bench_app.command("matching")
+def matching(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    sessions: Annotated[int, typer.Option(min=1, help="Sessions in the generated week.")] = 10_000,
+    clinicians: Annotated[int, typer.Option(min=1, help="Clinicians in the bank.")] = 5_000,
+    seed: Annotated[int, typer.Option(help="Seed of the generated week.")] = 1,
+    highs_time_limit: Annotated[
+        float, typer.Option(min=1, help="Seconds HiGHS may take for the optimum.")
+    ] = 120,
+    incremental: Annotated[
+        int, typer.Option(min=0, help="New sessions matched one at a time, for the p99.")
+    ] = 200,
+) -> None:
+    """Engine vs first come first served vs HiGHS's optimum, on one generated week.
+
+    Runs in this process; needs no running system.
+    """
+    from fairshare.bench_matching import run  # noqa: PLC0415 - numpy, OR-Tools, HiGHS
+
+    result = run(
+        sessions=sessions,
+        clinicians=clinicians,
+        seed=seed,
+        highs_time_limit_s=highs_time_limit,
+        incremental=incremental,
+        console=_stderr,
+    )
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    table = Table("figure", "value", title="Matching: one generated week")
+    for key, value in result.items():
+        table.add_row(key, json.dumps(value))
+    console.print(table)

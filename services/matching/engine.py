@@ -83,6 +83,10 @@ class Problem:
     # Problems with at most this many eligible pairs are solved exactly (CP-SAT).
     exact_max_pairs: int = 2_000
     exact_time_limit_s: float = 0.5
+    # Larger problems up to this many pairs: the heuristic's plan is handed to CP-SAT as
+    # a starting point, which may improve it within ``polish_time_limit_s``.
+    polish_max_pairs: int = 40_000
+    polish_time_limit_s: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -249,25 +253,23 @@ def plan(problem: Problem, *, now: datetime | None = None) -> Plan:  # noqa: PLR
     clock = time.perf_counter()
     optimum = None
     found = None
+    model = exact.Model(
+        pairs=live,
+        session_of=s_of,
+        clinician_of=c_of,
+        value=value,
+        cross=cross,
+        span=span,
+        hours_home=lambda i: (home[c_of[i]], sessions[s_of[i]].sector),
+        busy=lambda c: busy[c],
+        self_employed=lambda c: people[c].self_employed,
+        opted_out=lambda c: people[c].wtr_opt_out,
+        home_pairs=lambda c: home_pairs.get(c, ()),
+        budget_s={s: math.floor(state.budget_left(s) * 3600 + 1e-6) for s in Sector},
+        home_first=problem.policy.home_first,
+    )
     if problem.global_flow and 0 < len(live) <= problem.exact_max_pairs:
-        found = exact.solve(
-            exact.Model(
-                pairs=live,
-                session_of=s_of,
-                clinician_of=c_of,
-                value=value,
-                cross=cross,
-                span=span,
-                hours_home=lambda i: (home[c_of[i]], sessions[s_of[i]].sector),
-                busy=lambda c: busy[c],
-                self_employed=lambda c: people[c].self_employed,
-                opted_out=lambda c: people[c].wtr_opt_out,
-                home_pairs=lambda c: home_pairs.get(c, ()),
-                budget_s={s: math.floor(state.budget_left(s) * 3600 + 1e-6) for s in Sector},
-                home_first=problem.policy.home_first,
-            ),
-            time_limit_s=problem.exact_time_limit_s,
-        )
+        found = exact.solve(model, time_limit_s=problem.exact_time_limit_s)
         if found is not None and found[1]:
             optimum = found[0]
             for i in optimum:
@@ -436,6 +438,16 @@ def plan(problem: Problem, *, now: datetime | None = None) -> Plan:  # noqa: PLR
                     continue
                 break
     timings["augment_s"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    if (
+        problem.global_flow
+        and found is None
+        and problem.exact_max_pairs < len(live) <= problem.polish_max_pairs
+    ):
+        found = exact.solve(
+            model, time_limit_s=problem.polish_time_limit_s, hint=list(state.holder.values())
+        )
+    timings["polish_s"] = time.perf_counter() - clock
     # The solver ran out of time with a plan in hand: keep whichever is worth more.
     if (
         found is not None

@@ -47,8 +47,14 @@ def _clip(span: Span, start: datetime, end: datetime) -> int:
     return max(0, int((min(span[1], end) - max(span[0], start)).total_seconds()))
 
 
-def solve(model: Model, *, time_limit_s: float) -> tuple[list[int], bool] | None:  # noqa: PLR0912
-    """The best choice of pairs found and whether it is proven optimal; None if none."""
+def solve(  # noqa: PLR0912
+    model: Model, *, time_limit_s: float, hint: list[int] | None = None
+) -> tuple[list[int], bool] | None:
+    """The best choice of pairs found and whether it is proven optimal; None if none.
+
+    A ``hint`` (a valid plan) starts the search there, so whatever the solver finds in
+    its time is at least as good.
+    """
     cp = cp_model.CpModel()
     x = {i: cp.new_bool_var(f"x{i}") for i in model.pairs}
     by_session: dict[int, list[int]] = {}
@@ -84,6 +90,10 @@ def solve(model: Model, *, time_limit_s: float) -> tuple[list[int], bool] | None
         cp.add(sum(s * x[i] for i, s in terms) <= model.budget_s[sector]).only_enforce_if(lends)
         cp.add(sum(outgoing) == 0).only_enforce_if(~lends)
     cp.maximize(sum(model.value[i] * x[i] for i in model.pairs))
+    if hint is not None:
+        chosen = set(hint)
+        for i in model.pairs:
+            cp.add_hint(x[i], i in chosen)
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = time_limit_s
     solver.parameters.num_workers = 1  # deterministic, and the service runs many at once

@@ -50,6 +50,8 @@ def _window(start_h: float = -1, hours: float = 12, **kw: object) -> Window:
 
 def _plan(sessions: list[OpenSession], windows: list[Window], **kw: Any) -> Plan:
     problem = Problem(sessions=sessions, windows=windows, policy=OPEN_CAPS)
+    if kw.get("exact_max_pairs") == 0:
+        kw["polish_max_pairs"] = 0  # the heuristic alone
     return plan(replace(problem, **kw))
 
 
@@ -149,6 +151,7 @@ def test_the_cap_holds_a_sector_back_and_says_so(path: int) -> None:
         windows=[pharmacist],
         balances=tight,
         exact_max_pairs=path,
+        polish_max_pairs=path,
     )
     result = plan(problem)  # 10% of 100 hours is 10; 8 are out; 4 more would be 12
     assert result.proposals == []

@@ -134,8 +134,9 @@ def a_region(
 
 
 def _heuristic(problem: Problem) -> Problem:
-    """The same problem, solved by the large-problem path (flow, repair, fill)."""
-    return replace(problem, exact_max_pairs=0)
+    """The same problem, solved by the large-problem path alone (flow, repair, fill,
+    swaps; no exact solve and no CP-SAT polish)."""
+    return replace(problem, exact_max_pairs=0, polish_max_pairs=0)
 
 
 @settings(max_examples=150, deadline=None, derandomize=True)

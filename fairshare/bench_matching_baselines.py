@@ -1,0 +1,263 @@
+"""What `fairshare bench matching` compares the engine with.
+
+- ``greedy``: first come, first served, as the incumbents work: sessions in posting
+  order, each to the first eligible clinician who answers and is free (hard rules and
+  working time kept; no drain guard, no home first).
+- ``highs_optimum``: the exact optimum of docs/matching.md's model from HiGHS (MILP,
+  through OR-Tools' wrapper, which bundles it),
+  built here from the specification, independently of the engine's repair and CP-SAT
+  code. Eligible pairs come from ``eligibility.find_pairs``, which is the per-pair rule
+  in bulk; the objective from ``objective.values``, which is its definition.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+from ortools.linear_solver import pywraplp
+
+from services.matching import objective
+from services.matching.eligibility import Pairs, find_pairs
+from services.matching.engine import Problem
+from services.matching.policy import budget
+from services.matching.working_time import breaches, working_day
+from shared.catalogue import Sector
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A plan from a baseline: which pair indices, how many filled, worst drain."""
+
+    chosen: list[int]
+    filled: int
+    objective: int
+    max_drain_pct: float
+    solve_s: float
+    extra: dict[str, Any]
+
+
+def values_of(problem: Problem, pairs: Pairs) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """The objective's value of every pair."""
+    sectors = list(Sector)
+    s_sector = np.array([sectors.index(s.sector) for s in problem.sessions])
+    c_home = np.array([sectors.index(p.home_sector) for p in pairs.first_window])
+    cross = s_sector[pairs.session] != c_home[pairs.clinician]
+    need = np.array([objective.need(s) for s in problem.sessions], dtype=np.int64)
+    worked = np.zeros(len(pairs.session), dtype=np.bool_)
+    return objective.values(need[pairs.session], pairs.km, cross, worked)
+
+
+def drain_pct(problem: Problem, pairs: Pairs, chosen: list[int]) -> float:
+    """The worst sector's net outflow, percent of its offered hours, after ``chosen``."""
+    assert problem.balances is not None
+    net = {s: b.net_out_hours for s, b in problem.balances.items()}
+    for i in chosen:
+        session = problem.sessions[int(pairs.session[i])]
+        home = pairs.first_window[int(pairs.clinician[i])].home_sector
+        if home is not session.sector:
+            net[home] += session.hours
+            net[session.sector] -= session.hours
+    return max(
+        100 * net[s] / b.offered_hours for s, b in problem.balances.items() if b.offered_hours
+    )
+
+
+def greedy(problem: Problem, pairs: Pairs, seed: int) -> Baseline:
+    """First come, first served (see module doc)."""
+    clock = time.perf_counter()
+    rng = random.Random(seed)
+    by_session: dict[int, list[int]] = defaultdict(list)
+    for i, s in enumerate(pairs.session.tolist()):
+        by_session[s].append(i)
+    taken: dict[int, list[tuple[Any, Any]]] = defaultdict(list)
+    chosen: list[int] = []
+    order = list(range(len(problem.sessions)))
+    rng.shuffle(order)  # the order sessions were posted in
+    for s in order:
+        session = problem.sessions[s]
+        span = (session.starts_at, session.ends_at)
+        answers = by_session.get(s, [])
+        rng.shuffle(answers)  # the order clinicians answer in
+        for i in answers:
+            c = int(pairs.clinician[i])
+            person = pairs.first_window[c]
+            if any(a < span[1] and span[0] < b for a, b in taken[c]):
+                continue
+            if not person.self_employed and breaches(span, taken[c], opted_out=person.wtr_opt_out):
+                continue
+            taken[c].append(span)
+            chosen.append(i)
+            break
+    values = values_of(problem, pairs)
+    return Baseline(
+        chosen=chosen,
+        filled=len(chosen),
+        objective=int(values[chosen].sum()) if chosen else 0,
+        max_drain_pct=drain_pct(problem, pairs, chosen),
+        solve_s=time.perf_counter() - clock,
+        extra={},
+    )
+
+
+class _Rows:
+    """Constraint rows collected for HiGHS, row by row (sparse)."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = [0]
+        self.index: list[int] = []
+        self.value: list[float] = []
+        self.upper: list[float] = []
+
+    def add(self, columns: list[int], coefficients: list[float], upper: float) -> None:
+        self.index.extend(columns)
+        self.value.extend(coefficients)
+        self.starts.append(len(self.index))
+        self.upper.append(upper)
+
+
+def highs_optimum(problem: Problem, pairs: Pairs, time_limit_s: float) -> Baseline:  # noqa: PLR0912, PLR0915
+    """The model of docs/matching.md as a MILP, solved by HiGHS within ``time_limit_s``."""
+    clock = time.perf_counter()
+    n = len(pairs.session)
+    sessions = problem.sessions
+    people = pairs.first_window
+    values = values_of(problem, pairs)
+    s_of, c_of = pairs.session.tolist(), pairs.clinician.tolist()
+    rows = _Rows()
+    by_session: dict[int, list[int]] = defaultdict(list)
+    by_clinician: dict[int, list[int]] = defaultdict(list)
+    for i in range(n):
+        by_session[s_of[i]].append(i)
+        by_clinician[c_of[i]].append(i)
+    for members in by_session.values():
+        if len(members) > 1:
+            rows.add(members, [1.0] * len(members), 1.0)
+    first = min(s.starts_at for s in sessions)
+    last = max(s.ends_at for s in sessions)
+    one_week = last - first <= timedelta(days=7)
+    for c, mine in by_clinician.items():
+        person = people[c]
+        mine.sort(key=lambda i: sessions[s_of[i]].starts_at)
+        starts = [sessions[s_of[i]].starts_at for i in mine]
+        # No overlap: at each session's start, at most one session containing it.
+        seen: set[tuple[int, ...]] = set()
+        for t in sorted(set(starts)):
+            clique = tuple(
+                i for i in mine if sessions[s_of[i]].starts_at <= t < sessions[s_of[i]].ends_at
+            )
+            if len(clique) > 1 and clique not in seen:
+                seen.add(clique)
+                rows.add(list(clique), [1.0] * len(clique), 1.0)
+        if person.self_employed:
+            continue
+        # 11 hours' rest between working days.
+        for i in mine:
+            end = sessions[s_of[i]].ends_at
+            lo = bisect.bisect_left(starts, end)
+            hi = bisect.bisect_left(starts, end + timedelta(hours=11))
+            for j in mine[lo:hi]:
+                if working_day(sessions[s_of[i]].starts_at) != working_day(
+                    sessions[s_of[j]].starts_at
+                ):
+                    rows.add([i, j], [1.0, 1.0], 1.0)
+        # 48 hours in any 7 days: the week's sessions all lie within 7 days, so the
+        # busiest 7 days hold all of them and one row per clinician is exact.
+        if not person.wtr_opt_out:
+            hours = [sessions[s_of[i]].hours for i in mine]
+            if sum(hours) > 48:
+                if not one_week:
+                    msg = "the MILP's 48-hour row assumes sessions within one week"
+                    raise ValueError(msg)
+                rows.add(mine, hours, 48.0)
+    home = [p.home_sector for p in people]
+    cross = [home[c_of[i]] is not sessions[s_of[i]].sector for i in range(n)]
+    if problem.policy.home_first:
+        # Cross-sector pairs of c overlapping home session h need h filled:
+        # sum of them <= (their count) * (h filled).
+        for mine in by_clinician.values():
+            outside = [i for i in mine if cross[i]]
+            if not outside:
+                continue
+            for j in mine:
+                if cross[j]:
+                    continue
+                h = sessions[s_of[j]]
+                over = [
+                    i
+                    for i in outside
+                    if sessions[s_of[i]].starts_at < h.ends_at
+                    and h.starts_at < sessions[s_of[i]].ends_at
+                ]
+                if over:
+                    filled_h = by_session[s_of[j]]
+                    rows.add(
+                        over + filled_h, [1.0] * len(over) + [-float(len(over))] * len(filled_h), 0
+                    )
+    assert problem.balances is not None
+    for sector in Sector:
+        room = budget(problem.policy, sector, problem.balances[sector])
+        if room < 0:
+            msg = "the MILP's cap row assumes every sector starts within its cap"
+            raise ValueError(msg)
+        terms = [
+            (i, sessions[s_of[i]].hours if home[c_of[i]] is sector else -sessions[s_of[i]].hours)
+            for i in range(n)
+            if cross[i] and sector in (home[c_of[i]], sessions[s_of[i]].sector)
+        ]
+        if terms:
+            rows.add([i for i, _ in terms], [h for _, h in terms], room)
+    # HiGHS through OR-Tools' linear solver wrapper, which bundles it: the highspy wheel
+    # and OR-Tools each carry their own HiGHS build and can't share a process.
+    solver = pywraplp.Solver.CreateSolver("HIGHS")
+    if solver is None:
+        msg = "this OR-Tools build has no HiGHS"
+        raise RuntimeError(msg)
+    x = [solver.BoolVar(f"x{i}") for i in range(n)]
+    infinity = solver.infinity()
+    for r, upper in enumerate(rows.upper):
+        row = solver.Constraint(-infinity, upper)
+        for k in range(rows.starts[r], rows.starts[r + 1]):
+            row.SetCoefficient(x[rows.index[k]], rows.value[k])
+    goal = solver.Objective()
+    for i, v in enumerate(values.tolist()):
+        goal.SetCoefficient(x[i], float(v))
+    goal.SetMaximization()
+    built_s = time.perf_counter() - clock
+    solver.SetTimeLimit(int(time_limit_s * 1000))
+    outcome = solver.Solve()
+    status = {
+        pywraplp.Solver.OPTIMAL: "Optimal",
+        pywraplp.Solver.FEASIBLE: "Time limit reached with a feasible plan",
+        pywraplp.Solver.INFEASIBLE: "Infeasible",
+        pywraplp.Solver.NOT_SOLVED: "No solution within the time limit",
+    }.get(outcome, f"status {outcome}")
+    has_solution = outcome in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE)
+    chosen = [i for i in range(n) if x[i].solution_value() > 0.5] if has_solution else []
+    bound = goal.BestBound() if has_solution else float("nan")
+    return Baseline(
+        chosen=chosen,
+        filled=len(chosen),
+        objective=int(values[chosen].sum()) if chosen else 0,
+        max_drain_pct=drain_pct(problem, pairs, chosen),
+        solve_s=time.perf_counter() - clock,
+        extra={
+            "status": status,
+            "has_solution": has_solution,
+            "bound": bound,
+            "rows": len(rows.upper),
+            "columns": n,
+            "build_s": round(built_s, 2),
+        },
+    )
+
+
+def eligible_pairs(problem: Problem) -> Pairs:
+    """The problem's eligible pairs (the per-pair rule, in bulk)."""
+    return find_pairs(problem.sessions, problem.windows, problem.commitments)
