@@ -50,7 +50,13 @@ def values_of(problem: Problem, pairs: Pairs) -> np.ndarray[Any, np.dtype[np.int
     c_home = np.array([sectors.index(p.home_sector) for p in pairs.first_window])
     cross = s_sector[pairs.session] != c_home[pairs.clinician]
     need = np.array([objective.need(s) for s in problem.sessions], dtype=np.int64)
-    worked = np.zeros(len(pairs.session), dtype=np.bool_)
+    worked = np.array(
+        [
+            (pairs.clinicians[c], problem.sessions[s].organisation) in problem.worked_before
+            for s, c in zip(pairs.session.tolist(), pairs.clinician.tolist(), strict=True)
+        ],
+        dtype=np.bool_,
+    )
     return objective.values(need[pairs.session], pairs.km, cross, worked)
 
 

@@ -35,9 +35,9 @@ SECTOR_SHARE = {
 }
 ROLE_SHARE = {
     S.GENERAL_PRACTICE: {
-        R.GP: 0.40,
-        R.PRACTICE_NURSE: 0.18,
-        R.CLINICAL_PHARMACIST: 0.24,
+        R.GP: 0.36,
+        R.PRACTICE_NURSE: 0.16,
+        R.CLINICAL_PHARMACIST: 0.30,
         R.ADVANCED_PRACTITIONER: 0.10,
         R.PARAMEDIC: 0.08,
     },
@@ -52,8 +52,8 @@ PEOPLE = {
     (P.PRACTICE_NURSE, S.GENERAL_PRACTICE): 420,
     (P.PRACTICE_NURSE, S.COMMUNITY_NURSING): 330,
     (P.ADVANCED_NURSE_PRACTITIONER, S.GENERAL_PRACTICE): 140,
-    (P.PHARMACIST, S.COMMUNITY_PHARMACY): 720,
-    (P.PHARMACIST, S.GENERAL_PRACTICE): 250,
+    (P.PHARMACIST, S.COMMUNITY_PHARMACY): 820,
+    (P.PHARMACIST, S.GENERAL_PRACTICE): 150,
     (P.PHARMACY_TECHNICIAN, S.COMMUNITY_PHARMACY): 300,
     (P.PARAMEDIC, S.GENERAL_PRACTICE): 170,
     (P.PHYSIOTHERAPIST, S.GENERAL_PRACTICE): 80,
@@ -159,7 +159,7 @@ def generate(sessions: int, clinicians: int, seed: int) -> Region:
         skills = frozenset(k for k in sorted(SKILLS_FOR[profession]) if rng.random() < 0.6)
         travel = rng.choice([10.0, 15.0, 20.0, 30.0, 30.0, 40.0])
         self_employed, opted_out = rng.random() < 0.3, rng.random() < 0.1
-        for day in rng.sample(days, rng.randint(2, 5)):
+        for day in rng.sample(days, rng.randint(2, 4)):
             start, end = rng.choice(WINDOWS)
             window = Window(
                 who,
@@ -176,8 +176,8 @@ def generate(sessions: int, clinicians: int, seed: int) -> Region:
             )
             windows.append(window)
             offered[home] += (window.ends_at - window.starts_at).total_seconds() / 3600
-    # The rolling 28 days hold four such weeks; community pharmacy has already lent 5%.
-    prior = {S.COMMUNITY_PHARMACY: 0.05}
+    # The rolling 28 days hold four such weeks; community pharmacy has already lent 8%.
+    prior = {S.COMMUNITY_PHARMACY: 0.08}
     balances = {
         s: SectorBalance(4 * offered[s], prior.get(s, 0.01) * 4 * offered[s]) for s in Sector
     }

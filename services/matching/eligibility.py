@@ -12,8 +12,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -52,31 +51,38 @@ def _epoch(w: Window | OpenSession | Commitment) -> tuple[int, int]:
     return int(w.starts_at.timestamp()), int(w.ends_at.timestamp())
 
 
-def free_windows(windows: Sequence[Window], commitments: Sequence[Commitment]) -> list[Window]:
-    """The windows with every commitment of their clinician cut out."""
-    busy: dict[uuid.UUID, list[Commitment]] = defaultdict(list)
+def free_spans(
+    windows: Sequence[Window], commitments: Sequence[Commitment]
+) -> list[tuple[int, int, int]]:
+    """(window index, start, end) in epoch seconds: the windows with every commitment of
+    their clinician cut out. Integers, not new Window objects: a region re-planned for
+    one new session still walks thousands of windows, and copying them dominated."""
+    busy: dict[uuid.UUID, list[tuple[int, int]]] = defaultdict(list)
     for c in commitments:
-        busy[c.clinician_id].append(c)
-    pieces: list[Window] = []
-    for w in windows:
-        parts = [w]
-        for c in sorted(busy.get(w.clinician_id, ()), key=lambda c: c.starts_at):
-            next_parts: list[Window] = []
-            for p in parts:
-                if c.ends_at <= p.starts_at or c.starts_at >= p.ends_at:
-                    next_parts.append(p)
+        busy[c.clinician_id].append(_epoch(c))
+    for spans in busy.values():
+        spans.sort()
+    pieces: list[tuple[int, int, int]] = []
+    for index, w in enumerate(windows):
+        start, end = _epoch(w)
+        held = busy.get(w.clinician_id)
+        if not held:
+            pieces.append((index, start, end))
+            continue
+        parts = [(start, end)]
+        for b_start, b_end in held:
+            cut: list[tuple[int, int]] = []
+            for p_start, p_end in parts:
+                if b_end <= p_start or b_start >= p_end:
+                    cut.append((p_start, p_end))
                     continue
-                if c.starts_at > p.starts_at:
-                    next_parts.append(_cut(p, p.starts_at, c.starts_at))
-                if c.ends_at < p.ends_at:
-                    next_parts.append(_cut(p, c.ends_at, p.ends_at))
-            parts = next_parts
-        pieces.extend(parts)
+                if b_start > p_start:
+                    cut.append((p_start, b_start))
+                if b_end < p_end:
+                    cut.append((b_end, p_end))
+            parts = cut
+        pieces.extend((index, a, b) for a, b in parts)
     return pieces
-
-
-def _cut(w: Window, start: datetime, end: datetime) -> Window:
-    return replace(w, starts_at=start, ends_at=end)
 
 
 def _haversine(
@@ -101,7 +107,7 @@ def find_pairs(
         if w.clinician_id not in clinician_index:
             clinician_index[w.clinician_id] = len(first_window)
             first_window.append(w)
-    free = free_windows(windows, commitments)
+    free = free_spans(windows, commitments)
     empty = Pairs(
         np.zeros(0, np.int64),
         np.zeros(0, np.int64),
@@ -112,11 +118,16 @@ def find_pairs(
     if not sessions or not free:
         return empty
 
-    w_span = np.array([_epoch(w) for w in free], dtype=np.int64).reshape(-1, 2)
-    w_prof = np.array([_PROFESSIONS.index(w.profession) for w in free], dtype=np.int64)
-    w_skill = np.array([_mask(w.skills) for w in free], dtype=np.int64)
-    w_geo = np.array([(w.latitude, w.longitude, w.travel_km) for w in free], dtype=np.float64)
-    w_clin = np.array([clinician_index[w.clinician_id] for w in free], dtype=np.int64)
+    # Per window once, then per free piece by its window's index.
+    of = np.array([i for i, _, _ in free], dtype=np.int64)
+    w_span = np.array([(a, b) for _, a, b in free], dtype=np.int64).reshape(-1, 2)
+    profession_index = {p: i for i, p in enumerate(_PROFESSIONS)}
+    w_prof = np.array([profession_index[w.profession] for w in windows], dtype=np.int64)[of]
+    w_skill = np.array([_mask(w.skills) for w in windows], dtype=np.int64)[of]
+    w_geo = np.array(
+        [(w.latitude, w.longitude, w.travel_km) for w in windows], dtype=np.float64
+    ).reshape(-1, 3)[of]
+    w_clin = np.array([clinician_index[w.clinician_id] for w in windows], dtype=np.int64)[of]
     by_day: dict[int, list[int]] = defaultdict(list)
     for i, (start, end) in enumerate(w_span.tolist()):
         for day in range(start // DAY_S, (end - 1) // DAY_S + 1):

@@ -85,7 +85,7 @@ class Problem:
     exact_time_limit_s: float = 0.5
     # Larger problems up to this many pairs: the heuristic's plan is handed to CP-SAT as
     # a starting point, which may improve it within ``polish_time_limit_s``.
-    polish_max_pairs: int = 40_000
+    polish_max_pairs: int = 4_000
     polish_time_limit_s: float = 0.5
 
 
