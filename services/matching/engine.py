@@ -39,8 +39,10 @@ BoolArray = npt.NDArray[np.bool_]
 
 # How many of each session's best clinicians the flow weighs (see ``plan``).
 FLOW_TOP_K = 32
-# How many of a session's best candidates the augmenting step tries, at each end.
+# How many of a session's best candidates the augmenting step tries (half as many at
+# the end of a chain), and how many sessions a chain may move along.
 AUGMENT_TRIES = 12
+AUGMENT_DEPTH = 2
 # What an hour out of a sector over its cap costs in the flow's second solve: a 4-hour
 # move about one step of need, so it reorders who goes where but never outweighs a fill.
 # (Tried 3,000, 30,000 and 100,000 on generated regions; 3,000 kept the most value.)
@@ -399,44 +401,41 @@ def plan(problem: Problem, *, now: datetime | None = None) -> Plan:  # noqa: PLR
             return sorted(out, key=lambda j: -sessions[s_of[j]].hours)[:AUGMENT_TRIES]
         return []
 
-    def try_swap(i: int, j: int) -> bool:
-        """Give ``i`` the place of ``j`` if ``j``'s session can pass to someone else."""
-        drop(j)
-        if allowed(i):
-            take(i)
-            moved = next(
-                (
-                    k
-                    for k in by_session[s_of[j]][:AUGMENT_TRIES]
-                    if c_of[k] != c_of[i] and k != j and allowed(k)
-                ),
-                None,
-            )
-            if moved is not None:
-                take(moved)
-                # Losing j's inflow may leave its sector over its cap.
+    def place(s: int, banned: frozenset[int], depth: int) -> bool:
+        """Give open session ``s`` a clinician not in ``banned``, moving up to ``depth``
+        other sessions along to someone else if need be; on failure nothing changes."""
+        tries = by_session[s][: AUGMENT_TRIES if depth else AUGMENT_TRIES // 2]
+        for i in tries:
+            if c_of[i] not in banned and allowed(i):
+                take(i)
+                # Losing an inflow along the way may have left a sector over its cap.
                 if state.caps_kept():
                     return True
-                drop(moved)
-            drop(i)
-        take(j)
+                drop(i)
+        if depth == 0:
+            return False
+        for i in tries:
+            if c_of[i] in banned:
+                continue
+            for j in blockers_of(i):
+                drop(j)
+                if allowed(i):
+                    take(i)
+                    if place(s_of[j], banned | {c_of[i]}, depth - 1):
+                        return True
+                    drop(i)
+                take(j)
         return False
 
-    # 5. Augmenting paths: a session still open whose clinician is held by one other
-    # session gets them if that other session can pass to someone else. This recovers
-    # most of what the flow's time blocks cost (a long session beside two short ones).
+    # 5. Augmenting paths: a session still open takes a clinician held by one other
+    # session if that one can pass to someone else, directly or by moving one more
+    # along. This recovers much of what the flow's time blocks cost (a long session
+    # beside two short ones) and what the 11-hour rest breaks.
     clock = time.perf_counter()
     if optimum is None:
         for s in order:
-            if s in state.holder:
-                continue
-            for i in by_session[s][:AUGMENT_TRIES]:
-                for j in blockers_of(i):
-                    if try_swap(i, j):
-                        break
-                else:
-                    continue
-                break
+            if s not in state.holder:
+                place(s, frozenset(), AUGMENT_DEPTH)
     timings["augment_s"] = time.perf_counter() - clock
     clock = time.perf_counter()
     if (
