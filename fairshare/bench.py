@@ -444,6 +444,13 @@ def matching(
     incremental: Annotated[
         int, typer.Option(min=0, help="New sessions matched one at a time, for the p99.")
     ] = 200,
+    optimum: Annotated[
+        bool,
+        typer.Option(
+            "--optimum/--no-optimum",
+            help="Ask HiGHS for the optimum (at 10,000 sessions it may find none in time).",
+        ),
+    ] = True,
 ) -> None:
     """Engine vs first come first served vs HiGHS's optimum, on one generated week.
 
@@ -458,6 +465,7 @@ def matching(
         highs_time_limit_s=highs_time_limit,
         incremental=incremental,
         console=_stderr,
+        optimum=optimum,
     )
     if as_json:
         print(json.dumps(result, indent=2))

@@ -18,7 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from fairshare.bench_matching_baselines import eligible_pairs, greedy, highs_optimum
+from fairshare.bench_matching_baselines import Baseline, eligible_pairs, greedy, highs_optimum
 from fairshare.bench_matching_region import Region, generate
 from services.matching.domain import Commitment, OpenSession
 from services.matching.engine import Plan, Problem, plan
@@ -79,6 +79,7 @@ def run(
     highs_time_limit_s: float,
     incremental: int,
     console: Console | None = None,
+    optimum: bool = True,
 ) -> dict[str, Any]:
     """Generate the week, run all three, and return the figures."""
     console = console or Console(stderr=True)
@@ -100,21 +101,27 @@ def run(
         pairs = eligible_pairs(problem)
         first_come = greedy(problem, pairs, seed)
         progress.update(step, description=f"HiGHS (up to {highs_time_limit_s:.0f} s)")
-        optimum = highs_optimum(problem, pairs, highs_time_limit_s)
+        best = (
+            highs_optimum(problem, pairs, highs_time_limit_s)
+            if optimum
+            else Baseline([], 0, 0, 0.0, 0.0, {"status": "skipped", "has_solution": False})
+        )
         progress.update(step, description=f"{incremental} new sessions, one at a time")
         timings = _incremental(region, result, incremental, seed)
     filled = {p.session.id for p in result.proposals}
     deprived = [s for s in region.sessions if s.imd_decile and s.imd_decile <= DEPRIVED]
-    proven = optimum.extra["status"] == "Optimal"
-    reference = optimum.objective if proven else optimum.extra["bound"]
+    proven = best.extra["status"] == "Optimal"
+    reference = best.objective if proven else best.extra.get("bound", float("nan"))
     assert problem.balances is not None
     return {
         "solve_s": round(solve_s, 3),
         "filled": len(result.proposals),
         "greedy_filled": first_come.filled,
-        "optimum_filled": optimum.filled if optimum.extra["has_solution"] else None,
+        "optimum_filled": best.filled if best.extra["has_solution"] else None,
         "objective_gap": (
-            round((reference - result.objective) / reference, 5) if reference > 0 else None
+            round((reference - result.objective) / reference, 5)
+            if best.extra["has_solution"] and reference > 0
+            else None
         ),
         "max_sector_drain_pct": round(
             max(
@@ -137,12 +144,16 @@ def run(
         "eligible_pairs": len(pairs.session),
         "objective": result.objective,
         "greedy_objective": first_come.objective,
-        "optimum_objective": optimum.objective if optimum.extra["has_solution"] else None,
-        "optimum_bound": round(optimum.extra["bound"], 1),
-        "optimum_status": optimum.extra["status"]
-        + ("" if proven else " (objective_gap measured against HiGHS's bound)"),
-        "optimum_solve_s": round(optimum.solve_s, 2),
-        "optimum_rows": optimum.extra["rows"],
+        "optimum_objective": best.objective if best.extra["has_solution"] else None,
+        "optimum_bound": (round(best.extra["bound"], 1) if best.extra["has_solution"] else None),
+        "optimum_status": best.extra["status"]
+        + (
+            " (objective_gap measured against HiGHS's bound)"
+            if best.extra["has_solution"] and not proven
+            else ""
+        ),
+        "optimum_solve_s": round(best.solve_s, 2),
+        "optimum_rows": best.extra.get("rows"),
         "greedy_solve_s": round(first_come.solve_s, 3),
         "start_max_sector_drain_pct": round(
             max(

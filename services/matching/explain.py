@@ -93,7 +93,6 @@ def unplaced(context: Context, s: int, why: Why, *, total: int, held: int) -> st
             " would take their sector past its cap."
         )
     return (
-        f"The eligible clinicians were offered other sessions at that time that ranked"
-        f" higher, or this one would break their working-time limits"
-        f"{f'; {held} more were held back by the drain guard' if held else ''}."
+        "The eligible clinicians were offered other sessions at that time that ranked"
+        " higher, or this one would break their working-time limits."
     )
