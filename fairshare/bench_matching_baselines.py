@@ -13,9 +13,13 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
+import os
 import random
+import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -221,6 +225,33 @@ def highs_optimum(problem: Problem, pairs: Pairs, time_limit_s: float) -> Baseli
             rows.add([i for i, _ in terms], [h for _, h in terms], room)
     # HiGHS through OR-Tools' linear solver wrapper, which bundles it: the highspy wheel
     # and OR-Tools each carry their own HiGHS build and can't share a process.
+    with _stdout_to_stderr():
+        return _solve_highs(rows, values, n, time_limit_s, clock, problem, pairs)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """HiGHS prints its banner on the process's stdout, where the JSON goes: move it."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _solve_highs(
+    rows: _Rows,
+    values: np.ndarray[Any, np.dtype[np.int64]],
+    n: int,
+    time_limit_s: float,
+    clock: float,
+    problem: Problem,
+    pairs: Pairs,
+) -> Baseline:
     solver = pywraplp.Solver.CreateSolver("HIGHS")
     if solver is None:
         msg = "this OR-Tools build has no HiGHS"
