@@ -8,7 +8,8 @@ handler for it, names components ``Envelope[SessionPosted]`` and ``…:Message``
 (brackets and colons, outside AsyncAPI's component-name pattern), reads the
 correlation id from a header we don't use instead of the envelope, has no message-key
 binding, and knows nothing of the dead-letter topic. Here every topic of all four
-services comes from the one registry in ``shared/events``.
+services comes from the one registry in ``shared/events``: one channel per producer's
+stream, carrying one message per event type it publishes, and the dead-letter channel.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pydantic import BaseModel
 
 from shared.catalogue import REGION_PATTERN
 from shared.events.envelope import Envelope
-from shared.events.registry import DEAD_LETTER, EVENTS, EventSpec
+from shared.events.registry import DEAD_LETTER, EVENTS, PRODUCERS, EventSpec, stream_for, types_on
 
 # Which services consume each event type (producers are in the registry). Kept here,
 # not read from the services' handler tables, so that writing the catalogue needs no
@@ -97,7 +98,8 @@ def _add_schemas(spec: EventSpec, schemas: dict[str, Any]) -> str:
     schema = model.model_json_schema(ref_template=_SCHEMAS + "{model}")
     for name, definition in schema.pop("$defs", {}).items():
         schemas[name] = _draft7(definition)
-    # Consumers dead-letter any other type or version arriving on the topic.
+    # One stream carries several types: the envelope's `type` tells them apart, and
+    # consumers dead-letter a version they do not support.
     schema["properties"]["type"]["const"] = spec.type
     schema["properties"]["schema_version"]["const"] = spec.version
     schemas[model.__name__] = _draft7(schema)
@@ -105,14 +107,14 @@ def _add_schemas(spec: EventSpec, schemas: dict[str, Any]) -> str:
 
 
 def _operation(
-    service: str, action: str, channel: str, message: str, summary: str
+    service: str, action: str, channel: str, messages: list[str], summary: str
 ) -> dict[str, Any]:
     return {
         "action": action,
         "channel": {"$ref": f"#/channels/{channel}"},
         "summary": summary,
         "tags": [{"name": service}],
-        "messages": [{"$ref": f"#/channels/{channel}/messages/{message}"}],
+        "messages": [{"$ref": f"#/channels/{channel}/messages/{m}"} for m in messages],
     }
 
 
@@ -121,8 +123,9 @@ def _dead_letter_message() -> dict[str, Any]:
         "name": DEAD_LETTER,
         "title": DEAD_LETTER,
         "summary": "A message a consumer could not use, byte for byte as it arrived.",
-        "description": "Not JSON, the wrong type or schema version for its topic, or "
-        "failing validation. The reason and origin travel in the headers.",
+        "description": "Not JSON, a type that does not belong on the stream it arrived "
+        "on, a schema version the consumer does not support, failing validation, or "
+        "a handler that kept failing on it. The reason and origin travel in the headers.",
         "contentType": "application/octet-stream",
         "headers": {
             "type": "object",
@@ -150,43 +153,76 @@ def _dead_letter_message() -> dict[str, Any]:
     }
 
 
+def _event_message(spec: EventSpec, name: str) -> dict[str, Any]:
+    return {
+        "name": spec.type,
+        "title": spec.type,
+        "summary": spec.summary,
+        "description": (spec.model.__doc__ or "").strip(),
+        "contentType": "application/json",
+        "payload": {"$ref": _SCHEMAS + name},
+        "correlationId": {
+            "description": "Shared by every event one outside request caused.",
+            "location": "$message.payload#/correlation_id",
+        },
+        "bindings": {"kafka": {"key": _region_key()}},
+        "x-schema-version": spec.version,
+        "x-producer": spec.producer,
+    }
+
+
+def _stream_channel(producer: str, names: dict[str, str]) -> dict[str, Any]:
+    """The channel of ``producer``'s stream; ``names`` maps its event types to messages."""
+    types = ", ".join(f"`{t}`" for t in names)
+    return {
+        "address": stream_for(producer),
+        "title": stream_for(producer),
+        "summary": f"Every event {producer} publishes, keyed by region.",
+        "description": f"The stream of {producer}: every event it publishes ({types}), "
+        "one topic keyed by region, so everything "
+        f"{producer} says about one region reaches each consumer in the order it was "
+        "said. Each message is a JSON envelope whose `type` names its event. A consumer "
+        "reads the streams of the producers whose events it handles, routes each "
+        "message by `type`, and skips the types it does not handle; a type that does "
+        f"not belong on this stream (not published by {producer}) or a schema version "
+        "the consumer does not support is dead-lettered. Events on different streams are not "
+        "ordered against each other: docs/ordering.md lists each cross-producer race "
+        "and how the handlers deal with it.",
+        "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in names.values()},
+    }
+
+
 def build_catalogue() -> dict[str, Any]:
-    """The AsyncAPI document: one channel per topic, its message, senders and receivers."""
+    """The AsyncAPI document: one channel per topic, its messages, senders and receivers."""
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
-    for spec in EVENTS.values():
-        name = _add_schemas(spec, schemas)
-        messages[name] = {
-            "name": spec.type,
-            "title": spec.type,
-            "summary": spec.summary,
-            "description": (spec.model.__doc__ or "").strip(),
-            "contentType": "application/json",
-            "payload": {"$ref": _SCHEMAS + name},
-            "correlationId": {
-                "description": "Shared by every event one outside request caused.",
-                "location": "$message.payload#/correlation_id",
-            },
-            "bindings": {"kafka": {"key": _region_key()}},
-            "x-schema-version": spec.version,
-            "x-producer": spec.producer,
-        }
-        channels[spec.type] = {
-            "address": spec.type,
-            "title": spec.type,
-            "summary": spec.summary,
-            "description": f"Carries `{spec.type}` schema version {spec.version}, "
-            f"published by {spec.producer}, keyed by region.",
-            "messages": {name: {"$ref": f"#/components/messages/{name}"}},
-        }
-        operations[f"{spec.producer}.send.{spec.type}"] = _operation(
-            spec.producer, "send", spec.type, name, f"{spec.producer} publishes {spec.type}."
+    for producer in PRODUCERS:
+        stream = stream_for(producer)
+        names: dict[str, str] = {}
+        for event_type in types_on(producer):
+            spec = EVENTS[event_type]
+            names[event_type] = _add_schemas(spec, schemas)
+            messages[names[event_type]] = _event_message(spec, names[event_type])
+        channels[stream] = _stream_channel(producer, names)
+        operations[f"{producer}.send.{stream}"] = _operation(
+            producer,
+            "send",
+            stream,
+            list(names.values()),
+            f"{producer} publishes every event of its stream.",
         )
-        for consumer in CONSUMERS.get(spec.type, ()):
-            operations[f"{consumer}.receive.{spec.type}"] = _operation(
-                consumer, "receive", spec.type, name, f"{consumer} consumes {spec.type}."
+        consumers = dict.fromkeys(c for t in names for c in CONSUMERS.get(t, ()))
+        for consumer in consumers:
+            consumed = [t for t in names if consumer in CONSUMERS.get(t, ())]
+            operations[f"{consumer}.receive.{stream}"] = _operation(
+                consumer,
+                "receive",
+                stream,
+                [names[t] for t in consumed],
+                f"{consumer} consumes {', '.join(consumed)} from {stream}, "
+                "skipping the other types.",
             )
     messages[_DEAD_LETTER_MESSAGE] = _dead_letter_message()
     channels[DEAD_LETTER] = {
@@ -204,7 +240,7 @@ def build_catalogue() -> dict[str, Any]:
             consumer,
             "send",
             DEAD_LETTER,
-            _DEAD_LETTER_MESSAGE,
+            [_DEAD_LETTER_MESSAGE],
             f"{consumer} dead-letters a message it cannot use.",
         )
     return {
@@ -212,9 +248,15 @@ def build_catalogue() -> dict[str, Any]:
         "info": {
             "title": "Fairshare events",
             "version": "1.0.0",
-            "description": "Every topic of Fairshare: one per event type, plus dead "
-            "letters. Topic names take an optional prefix (FAIRSHARE_TOPIC_PREFIX); "
-            "every event is a JSON envelope keyed by its region's ICB code.",
+            "description": "Every topic of Fairshare: one stream per producing service "
+            f"({', '.join(stream_for(p) for p in PRODUCERS)}) carrying every event it "
+            "publishes, plus dead letters. Each event is a JSON envelope keyed by its "
+            "region's ICB code, so one producer's events about one region stay in order. "
+            "Consumers read the streams of the producers whose events they handle, route "
+            "by the envelope's `type`, and skip the types they don't handle. Events of "
+            "different producers can race; docs/ordering.md lists each race and what the "
+            "handlers do about it. Topic names take an optional prefix "
+            "(FAIRSHARE_TOPIC_PREFIX).",
         },
         "defaultContentType": "application/json",
         "channels": channels,

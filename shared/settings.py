@@ -50,3 +50,28 @@ class ServiceSettings(BaseSettings):
         validation_alias=AliasChoices("FAIRSHARE_OUTBOX_POLL_S"),
         description="Longest wait between outbox sweeps when no NOTIFY wakes the relay.",
     )
+    stall_s: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias=AliasChoices("FAIRSHARE_STALL_S"),
+        description="A consumer or relay making no progress this long reports unready.",
+    )
+    consumer_max_attempts: int = Field(
+        default=5,
+        ge=1,
+        validation_alias=AliasChoices("FAIRSHARE_CONSUMER_MAX_ATTEMPTS"),
+        description="Attempts at a message whose handler fails for a lasting reason, before"
+        " it is dead-lettered (failures that pass, such as the database away, retry on).",
+    )
+    consumer_retry_s: float = Field(
+        default=0.5,
+        gt=0,
+        validation_alias=AliasChoices("FAIRSHARE_CONSUMER_RETRY_S"),
+        description="First wait before a failed message is tried again; doubles to 30 s.",
+    )
+    prune_every_s: float = Field(
+        default=3600.0,
+        gt=0,
+        validation_alias=AliasChoices("FAIRSHARE_PRUNE_EVERY_S"),
+        description="How often published outbox rows and old inbox rows are pruned.",
+    )

@@ -24,6 +24,10 @@ async def on_session_offered(conn: Conn, envelope: Envelope[Any]) -> None:
     clinician = await repository.clinician(conn, data.clinician_id)
     if clinician is None:
         return  # an offer to someone this bank doesn't hold: nothing to show
+    if await repository.offer_is_stale(
+        conn, data.session_id, starts_at=data.starts_at, ends_at=data.ends_at, role=data.role.value
+    ):
+        return  # made before matching heard of a cancellation or amendment we have seen
     await repository.insert_offer(
         conn,
         {
@@ -63,13 +67,20 @@ async def on_session_filled(conn: Conn, envelope: Envelope[Any]) -> None:
 async def on_offer_refused(conn: Conn, envelope: Envelope[Any]) -> None:
     """Tell the clinician their acceptance could not be honoured, and why."""
     data: OfferRefused = envelope.data
-    await repository.set_offer_status(conn, data.offer_id, OfferStatus.REFUSED, refusal=data.reason)
-    await repository.wake_app(conn, data.clinician_id)
+    if await repository.refuse_offer(conn, data.offer_id, reason=data.reason):
+        await repository.wake_app(conn, data.clinician_id)
 
 
 async def on_session_amended(conn: Conn, envelope: Envelope[Any]) -> None:
-    """A booking the organisation's change released is no longer the clinician's."""
+    """Offers of the session as it stood before are withdrawn, and a booking the change
+    released is no longer the clinician's; later offers of the old shape are not shown."""
     data: SessionAmended = envelope.data
+    starts, ends, role = data.starts_at, data.ends_at, data.role.value
+    await repository.hear_amended(conn, data.session_id, starts_at=starts, ends_at=ends, role=role)
+    for clinician in await repository.withdraw_reshaped_offers(
+        conn, data.session_id, starts_at=starts, ends_at=ends, role=role
+    ):
+        await repository.wake_app(conn, clinician)
     if data.released_clinician_id is not None:
         for clinician in await repository.close_session_offers(
             conn,
@@ -83,6 +94,7 @@ async def on_session_amended(conn: Conn, envelope: Envelope[Any]) -> None:
 async def on_session_cancelled(conn: Conn, envelope: Envelope[Any]) -> None:
     """Tell whoever was booked or offered that the session is gone, and why."""
     data: SessionCancelled = envelope.data
+    await repository.hear_cancelled(conn, data.session_id)
     reason = f": {data.reason}" if data.reason else "."
     for clinician in await repository.close_session_offers(
         conn,

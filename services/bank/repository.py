@@ -355,6 +355,75 @@ async def set_offer_status(
     )
 
 
+async def refuse_offer(conn: Conn, offer_id: uuid.UUID, *, reason: str) -> bool:
+    """Matching could not honour the acceptance; True if the offer was still standing.
+
+    An offer the session's cancellation or amendment already closed keeps that news.
+    """
+    result: str = await conn.execute(
+        "UPDATE offers SET status = 'refused', responded_at = COALESCE(responded_at, now()),"
+        " refusal = $2 WHERE id = $1 AND status IN ('offered', 'accepted')",
+        offer_id,
+        reason,
+    )
+    return result.endswith(" 1")
+
+
+async def hear_cancelled(conn: Conn, session_id: uuid.UUID) -> None:
+    """Remember that the organisation cancelled the session."""
+    await conn.execute(
+        "INSERT INTO session_news (session_id, cancelled) VALUES ($1, true)"
+        " ON CONFLICT (session_id) DO UPDATE SET cancelled = true, heard_at = now()",
+        session_id,
+    )
+
+
+async def hear_amended(
+    conn: Conn, session_id: uuid.UUID, *, starts_at: datetime, ends_at: datetime, role: str
+) -> None:
+    """Remember the session's time and role as the organisation last set them."""
+    await conn.execute(
+        "INSERT INTO session_news (session_id, starts_at, ends_at, role) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (session_id) DO UPDATE SET starts_at = $2, ends_at = $3, role = $4,"
+        " heard_at = now()",
+        session_id,
+        starts_at,
+        ends_at,
+        role,
+    )
+
+
+async def withdraw_reshaped_offers(
+    conn: Conn, session_id: uuid.UUID, *, starts_at: datetime, ends_at: datetime, role: str
+) -> list[uuid.UUID]:
+    """Withdraw unanswered offers of the session as it stood before; the clinicians."""
+    rows = await conn.fetch(
+        "UPDATE offers SET status = 'withdrawn',"
+        " refusal = 'The organisation changed the session before you answered.'"
+        " WHERE session_id = $1 AND status = 'offered'"
+        " AND (starts_at, ends_at, role) IS DISTINCT FROM ($2, $3, $4) RETURNING clinician_id",
+        session_id,
+        starts_at,
+        ends_at,
+        role,
+    )
+    return [r["clinician_id"] for r in rows]
+
+
+async def offer_is_stale(
+    conn: Conn, session_id: uuid.UUID, *, starts_at: datetime, ends_at: datetime, role: str
+) -> bool:
+    """Whether an offer of this shape is overtaken by what the organisation said since."""
+    row = await conn.fetchrow("SELECT * FROM session_news WHERE session_id = $1", session_id)
+    if row is None:
+        return False
+    if row["cancelled"]:
+        return True
+    if row["starts_at"] is None:
+        return False
+    return (row["starts_at"], row["ends_at"], row["role"]) != (starts_at, ends_at, role)
+
+
 async def confirm_booking(conn: Conn, offer_id: uuid.UUID) -> bool:
     """Matching booked it: an acceptance still standing becomes a booking.
 

@@ -77,7 +77,7 @@ def handlers(emitter: Emitter, *, debounce_s: float = 0.2) -> dict[str, Handler]
     async def on_session_closed(conn: Conn, envelope: Envelope[Any]) -> None:
         """Cancelled or started unfilled: nothing more to offer, and its clinician is free."""
         status = "cancelled" if envelope.type == "session.cancelled" else "unfilled"
-        await repository.release(conn, envelope.data.session_id, status=status)
+        await repository.close_session(conn, envelope.region, envelope.data, status=status)
         await plan_soon(conn, envelope.region, None)
 
     async def on_booking_cancelled(conn: Conn, envelope: Envelope[Any]) -> None:

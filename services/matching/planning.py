@@ -155,12 +155,17 @@ async def confirm(conn: Conn, *, envelope: Envelope[Any], emitter: Emitter) -> b
     if offer is None or offer["clinician_id"] != data.clinician_id:
         log.warning("acceptance of an unknown offer ignored", offer_id=str(data.offer_id))
         return False
-    if offer["status"] != "offered":
-        # Already answered: a redelivery, or an acceptance after a refusal.
+    if offer["status"] == "withdrawn":
+        # The session changed or went, or the time was taken back, before the acceptance
+        # was handled here: the clinician is told, never left believing they are booked.
+        refusal = ("withdrawn", "The session changed or was withdrawn before you accepted.")
+    elif offer["status"] != "offered":
+        # Already answered: booked already, refused already (expired, lost), declined,
+        # or given up by the clinician before this acceptance was handled.
         log.info("acceptance ignored", offer_id=str(data.offer_id), status=offer["status"])
         return False
     # Judge expiry by when the clinician accepted, not by how late the event arrived.
-    if offer["expires_at"] <= envelope.occurred_at:
+    elif offer["expires_at"] <= envelope.occurred_at:
         refusal = ("expired", "The offer had expired when you accepted it.")
     elif offer["session_status"] != "open":
         refusal = ("lost", "The session was filled or withdrawn before you accepted.")

@@ -12,7 +12,7 @@ from services.matching.domain import Commitment, OpenSession, Proposal, Window
 from services.matching.policy import Policy, SectorBalance
 from shared.catalogue import Profession, Role, Sector, Skill, Urgency
 from shared.db.types import Conn
-from shared.events import SessionAmended, SessionPosted
+from shared.events import SessionAmended, SessionCancelled, SessionPosted, SessionUnfilled
 
 
 async def lock_region(conn: Conn, region: str) -> None:
@@ -52,7 +52,9 @@ async def insert_window(
     await conn.execute(
         "INSERT INTO availability (id, clinician_id, region, profession, home_sector,"
         " starts_at, ends_at, skills, latitude, longitude, travel_km, wtr_opt_out, self_employed)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        " SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13"
+        # A window withdrawn before it arrived stays withdrawn.
+        " WHERE NOT EXISTS (SELECT 1 FROM withdrawn_windows WHERE id = $1)"
         " ON CONFLICT (id) DO NOTHING",
         availability_id,
         window.clinician_id,
@@ -275,18 +277,54 @@ async def update_session(conn: Conn, region: str, data: SessionPosted | SessionA
 
 
 async def release(conn: Conn, session_id: uuid.UUID, *, status: str) -> None:
-    """Drop the session's booking and live offers; leave it ``status``."""
+    """Drop the session's booking and live offers; leave it ``status``.
+
+    A session already cancelled or unfilled stays so: an amendment handled after the
+    cancellation (possible only when a lost broker's events come again) can't reopen it.
+    """
     await conn.execute("DELETE FROM bookings WHERE session_id = $1", session_id)
     await conn.execute(
         "UPDATE offers SET status = 'withdrawn' WHERE session_id = $1"
         " AND status IN ('offered', 'accepted')",
         session_id,
     )
-    await conn.execute("UPDATE sessions SET status = $2 WHERE id = $1", session_id, status)
+    await conn.execute(
+        "UPDATE sessions SET status = $2 WHERE id = $1 AND status NOT IN ('cancelled', 'unfilled')",
+        session_id,
+        status,
+    )
+
+
+async def close_session(
+    conn: Conn, region: str, data: SessionCancelled | SessionUnfilled, *, status: str
+) -> None:
+    """Close a session for good, leaving a tombstone if it was never posted here."""
+    await conn.execute(
+        "INSERT INTO sessions (id, region, organisation, sector, role, starts_at, ends_at,"
+        " status) VALUES ($1, $2, $3, $4, '', $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+        data.session_id,
+        region,
+        data.organisation,
+        data.sector.value,
+        data.starts_at,
+        data.ends_at,
+        status,
+    )
+    await release(conn, data.session_id, status=status)
 
 
 async def cancel_booking(conn: Conn, offer_id: uuid.UUID, clinician_id: uuid.UUID) -> bool:
-    """The clinician gave the booking up; True if there was one to give up."""
+    """The clinician gave the booking up; True if there was one to give up.
+
+    An offer still standing is marked cancelled too, so that its acceptance, should it
+    be handled later, books nothing.
+    """
+    await conn.execute(
+        "UPDATE offers SET status = 'cancelled' WHERE id = $1 AND clinician_id = $2"
+        " AND status IN ('offered', 'accepted')",
+        offer_id,
+        clinician_id,
+    )
     deleted = await conn.fetchval(
         "DELETE FROM bookings WHERE offer_id = $1 AND clinician_id = $2 RETURNING session_id",
         offer_id,
@@ -294,8 +332,9 @@ async def cancel_booking(conn: Conn, offer_id: uuid.UUID, clinician_id: uuid.UUI
     )
     if deleted is None:
         return False
-    await conn.execute("UPDATE offers SET status = 'cancelled' WHERE id = $1", offer_id)
-    await conn.execute("UPDATE sessions SET status = 'open' WHERE id = $1", deleted)
+    await conn.execute(
+        "UPDATE sessions SET status = 'open' WHERE id = $1 AND status = 'filled'", deleted
+    )
     return True
 
 
@@ -303,6 +342,9 @@ async def withdraw_window(
     conn: Conn, availability_id: uuid.UUID, clinician_id: uuid.UUID
 ) -> tuple[datetime, datetime] | None:
     """Take a window out of planning; return its span, or None if unknown."""
+    await conn.execute(
+        "INSERT INTO withdrawn_windows (id) VALUES ($1) ON CONFLICT DO NOTHING", availability_id
+    )
     row = await conn.fetchrow(
         "UPDATE availability SET withdrawn = true WHERE id = $1 AND clinician_id = $2"
         " RETURNING starts_at, ends_at",

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from services.vacancies import repository
-from services.vacancies.domain import SessionStatus, after_event
+from services.vacancies.domain import FINAL, SessionStatus, after_event
 from services.vacancies.notify import notify
 from shared.db.types import Conn
 from shared.events import BookingCancelled, Envelope, SessionUnmatched
@@ -18,36 +18,50 @@ def handlers(callback_window: timedelta) -> dict[str, Handler]:
     """Event type → handler, for the service's consumer."""
 
     async def on_progress(conn: Conn, envelope: Envelope[Any]) -> None:
-        """A session of ours was offered or filled."""
+        """A session of ours was offered or filled.
+
+        Matching's events arrive in order, but the bank's cancellations race them
+        (docs/ordering.md): a fill of an offer whose booking the clinician already gave
+        up books nobody, and a fill by a new offer replaces the booking it follows.
+        """
         data = envelope.data
         session = await repository.session_by_id(conn, data.session_id)
         if session is None:
             return  # not posted through this service
         if (data.starts_at, data.ends_at) != (session.details.starts_at, session.details.ends_at):
             return  # about the session before an amendment; matching re-plans the new one
-        status = after_event(session.status, envelope.type)
-        if status is session.status:
-            return
-        clinician = data.clinician_id if status is SessionStatus.FILLED else session.clinician_id
-        updated = replace(session, status=status, clinician_id=clinician)
-        await repository.save_session(conn, updated)
-        extra: dict[str, Any] = {}
-        if status is SessionStatus.FILLED:
-            extra["clinician_id"] = str(data.clinician_id)
+        if envelope.type == "session.filled":
+            if session.status in FINAL or await repository.offer_was_cancelled(conn, data.offer_id):
+                return
+            booked = await repository.booked_offer(conn, session.id)
+            if session.status is SessionStatus.FILLED and booked == data.offer_id:
+                return
+            updated = replace(session, status=SessionStatus.FILLED, clinician_id=data.clinician_id)
+            await repository.save_session(conn, updated)
+            await repository.set_booked_offer(conn, session.id, data.offer_id)
+            extra: dict[str, Any] = {"clinician_id": str(data.clinician_id)}
         else:
-            extra["offer_expires_at"] = data.expires_at.isoformat()
+            status = after_event(session.status, envelope.type)
+            if status is session.status:
+                return
+            updated = replace(session, status=status)
+            await repository.save_session(conn, updated)
+            extra = {"offer_expires_at": data.expires_at.isoformat()}
         await notify(conn, updated, envelope.type, window=callback_window, extra=extra)
 
     async def on_booking_cancelled(conn: Conn, envelope: Envelope[Any]) -> None:
         """The booked clinician cancelled: the session is open again, and we say so."""
         data: BookingCancelled = envelope.data
+        await repository.remember_cancelled_offer(conn, data.offer_id, data.session_id)
         session = await repository.session_by_id(conn, data.session_id)
-        if session is None or session.clinician_id != data.clinician_id:
+        if session is None or session.status is not SessionStatus.FILLED:
             return
-        status = after_event(session.status, envelope.type)
-        if status is session.status:
-            return
-        updated = replace(session, status=status, clinician_id=None)
+        booked = await repository.booked_offer(conn, session.id)
+        if booked != data.offer_id and (
+            booked is not None or session.clinician_id != data.clinician_id
+        ):
+            return  # a later offer's booking replaced this one already
+        updated = replace(session, status=SessionStatus.OPEN, clinician_id=None)
         await repository.save_session(conn, updated)
         await notify(
             conn,

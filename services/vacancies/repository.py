@@ -224,6 +224,8 @@ async def save_session(conn: Conn, session: StoredSession) -> None:
     await conn.execute(
         "UPDATE sessions SET role = $2, starts_at = $3, ends_at = $4, site = $5, skills = $6,"
         " rate_pence_per_hour = $7, urgency = $8, notes = $9, status = $10, clinician_id = $11,"
+        # Nobody booked, no booked offer.
+        " offer_id = CASE WHEN $11::uuid IS NULL THEN NULL ELSE offer_id END,"
         " updated_at = now() WHERE id = $1",
         session.id,
         d.role.value,
@@ -237,6 +239,37 @@ async def save_session(conn: Conn, session: StoredSession) -> None:
         session.status.value,
         session.clinician_id,
     )
+
+
+async def set_booked_offer(conn: Conn, session_id: uuid.UUID, offer_id: uuid.UUID) -> None:
+    """Record the accepted offer the session's booking came from."""
+    await conn.execute("UPDATE sessions SET offer_id = $2 WHERE id = $1", session_id, offer_id)
+
+
+async def booked_offer(conn: Conn, session_id: uuid.UUID) -> uuid.UUID | None:
+    """The accepted offer the session's booking came from, if booked."""
+    offer_id: uuid.UUID | None = await conn.fetchval(
+        "SELECT offer_id FROM sessions WHERE id = $1", session_id
+    )
+    return offer_id
+
+
+async def remember_cancelled_offer(conn: Conn, offer_id: uuid.UUID, session_id: uuid.UUID) -> None:
+    """The clinician gave up the booking this offer made: its fill, if late, books nobody."""
+    await conn.execute(
+        "INSERT INTO cancelled_offers (offer_id, session_id) VALUES ($1, $2)"
+        " ON CONFLICT DO NOTHING",
+        offer_id,
+        session_id,
+    )
+
+
+async def offer_was_cancelled(conn: Conn, offer_id: uuid.UUID) -> bool:
+    """Whether the clinician gave up the booking this offer made."""
+    found: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM cancelled_offers WHERE offer_id = $1)", offer_id
+    )
+    return found
 
 
 async def mark_cancelled(

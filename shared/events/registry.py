@@ -1,7 +1,11 @@
 """The catalogue of events: type, current schema version, data model and topic.
 
-One topic per event type keeps consumers simple (subscribe to what you need) and
-makes the AsyncAPI catalogue read like the list of things that can happen.
+One topic per producing service (its *stream*), keyed by region: Kafka keeps order
+only within a partition, so everything one service says about one region reaches
+every consumer in the order it was said (a session posted before it is amended and
+before it is cancelled; an offer accepted before its booking is cancelled). Events
+of different services still race each other; docs/ordering.md lists each race and
+what the handlers do about it.
 """
 
 from __future__ import annotations
@@ -32,9 +36,11 @@ from shared.events.contracts import (
     SessionUnmatched,
 )
 
-# Tansu creates no topic on demand, so every topic is created at start-up with this
-# many partitions; the region key spreads regions across them.
-PARTITIONS = 3
+# Every topic is created at start-up with this many partitions; the region key spreads
+# regions across them. Four because that is what Tansu gives a topic it creates on a
+# producer's metadata request (after it restarted empty, a producer can get there before
+# the topic keeper): the same count keeps each region on the same partition either way.
+PARTITIONS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +107,7 @@ EVENTS: dict[str, EventSpec] = {
 }
 
 DEAD_LETTER = "deadletter"
+PRODUCERS: tuple[str, ...] = tuple(dict.fromkeys(spec.producer for spec in EVENTS.values()))
 
 
 def spec_for(event_type: str) -> EventSpec:
@@ -108,9 +115,19 @@ def spec_for(event_type: str) -> EventSpec:
     return EVENTS[event_type]
 
 
+def stream_for(producer: str, prefix: str = "") -> str:
+    """The topic carrying every event ``producer`` publishes (a prefix isolates runs)."""
+    return f"{prefix}{producer}.events"
+
+
 def topic_for(event_type: str, prefix: str = "") -> str:
-    """Kafka topic that carries ``event_type`` (a prefix isolates test runs)."""
-    return f"{prefix}{spec_for(event_type).type}"
+    """Kafka topic that carries ``event_type``: its producer's stream."""
+    return stream_for(spec_for(event_type).producer, prefix)
+
+
+def types_on(producer: str) -> list[str]:
+    """The event types published on ``producer``'s stream."""
+    return [spec.type for spec in EVENTS.values() if spec.producer == producer]
 
 
 def dead_letter_topic(prefix: str = "") -> str:
@@ -120,4 +137,4 @@ def dead_letter_topic(prefix: str = "") -> str:
 
 def all_topics(prefix: str = "") -> list[str]:
     """Every topic the system needs, dead letters included."""
-    return [topic_for(t, prefix) for t in EVENTS] + [dead_letter_topic(prefix)]
+    return [stream_for(p, prefix) for p in PRODUCERS] + [dead_letter_topic(prefix)]

@@ -33,7 +33,7 @@ async def _log_request(request: Request, call_next: RequestResponseEndpoint) -> 
     request_id = request.headers.get("webhook-id") or uuid.uuid4().hex
     with structlog.contextvars.bound_contextvars(request_id=request_id):
         response = await call_next(request)
-        if request.url.path != "/health":
+        if not request.url.path.startswith("/health"):
             log.info(
                 "request handled",
                 request_id=request_id,
@@ -86,9 +86,20 @@ def service_app(
     for router in routers:
         app.include_router(router)
 
-    @app.get("/health", summary="Liveness and database reachability")
-    async def health() -> dict[str, Any]:
+    @app.get(
+        "/health",
+        summary="Readiness: database, broker, consumer progress and lag",
+        responses={503: {"description": "Not ready: `problems` says why."}},
+    )
+    async def health(response: Response) -> dict[str, Any]:
         runtime: Runtime = app.state.runtime
-        return await runtime.health()
+        ready, report = await runtime.readiness()
+        if not ready:
+            response.status_code = 503
+        return report
+
+    @app.get("/health/live", summary="Liveness: the process answers")
+    async def live() -> dict[str, str]:
+        return {"status": "ok", "service": service}
 
     return app

@@ -1,10 +1,18 @@
 """The idempotent consumer every service uses.
 
-Each message is parsed against the catalogue; one that fails validation goes to the
-dead-letter topic with the reason in its headers and the consumer carries on. A
-valid one is handled in one transaction with its inbox record, so a redelivery has
-no second effect. A handler that fails for another reason (database away) raises:
-the message is not committed and is delivered again (at-least-once).
+A service reads the streams of the services whose events it handles (one topic per
+producer, keyed by region: see shared/events/registry.py). Each message is parsed
+against the catalogue; one that cannot be parsed, whatever the reason (not JSON,
+nested past any sane depth, a type that does not belong on the stream, failing
+validation, a NUL character), goes to the dead-letter topic with the reason in its
+headers and the consumer carries on. A valid one is handled in one transaction with
+its inbox record, so a redelivery has no second effect; a type the service does not
+handle is passed over.
+
+A handler that fails is retried with backoff. Failures that can pass (the database
+or network away, a serialisation conflict) are retried for as long as they last;
+any other failure (a data error, a bug) dead-letters the message after
+``max_attempts``, so one bad message never stalls its partition.
 """
 
 from __future__ import annotations
@@ -12,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -28,42 +37,120 @@ from shared.db import inbox
 from shared.db.outbox import Publisher
 from shared.db.types import Conn
 from shared.events.envelope import Envelope
-from shared.events.registry import EVENTS, dead_letter_topic, topic_for
+from shared.events.registry import EVENTS, dead_letter_topic, stream_for, topic_for
 
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[Conn, Envelope[Any]], Awaitable[None]]
+
+# Failures that say nothing about the message: wait them out, however long.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.TransactionRollbackError,  # serialisation failure, deadlock
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, cannot connect now
+)
 
 
 class Undeliverable(Exception):  # noqa: N818 - reads as what it is: a message we can't use
     """A message that can never be handled: it belongs in the dead-letter topic."""
 
 
-def parse(topic_type: str, body: bytes) -> Envelope[Any]:
-    """Validate ``body`` as an envelope of ``topic_type``; Undeliverable if it is not."""
+def _find_nul(node: Any, path: str = "") -> str | None:
+    """The path of the first string holding a NUL character (PostgreSQL refuses them)."""
+    if isinstance(node, str):
+        return path or "(body)" if "\x00" in node else None
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found = _find_nul(key, path) or _find_nul(value, f"{path}.{key}" if path else key)
+            if found:
+                return found
+    if isinstance(node, list):
+        for i, value in enumerate(node):
+            found = _find_nul(value, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def _decode(body: bytes) -> dict[str, Any]:
     try:
         raw = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         msg = f"not JSON: {exc}"
         raise Undeliverable(msg) from exc
+    except RecursionError as exc:  # a nesting bomb: json recurses per level
+        msg = "not JSON we can read: nested too deeply"
+        raise Undeliverable(msg) from exc
     if not isinstance(raw, dict):
         msg = "envelope must be a JSON object"
         raise Undeliverable(msg)
-    spec = EVENTS[topic_type]
-    if raw.get("type") != spec.type:
-        msg = f"type {raw.get('type')!r} does not belong on topic for {spec.type!r}"
-        raise Undeliverable(msg)
-    if raw.get("schema_version") != spec.version:
-        msg = f"schema_version {raw.get('schema_version')!r} unsupported (expects {spec.version})"
-        raise Undeliverable(msg)
+    return raw
+
+
+def parse(stream: str, body: bytes) -> Envelope[Any]:
+    """Validate ``body`` as an envelope published on ``stream`` (unprefixed topic name).
+
+    Raises Undeliverable, with the reason, for anything that can't be used.
+    """
     try:
-        return Envelope[spec.model].model_validate(raw)  # type: ignore[name-defined]
-    except ValidationError as exc:
-        fields = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        msg = f"invalid envelope: {fields}"
+        raw = _decode(body)
+        spec = EVENTS.get(str(raw.get("type")))
+        if spec is None or stream != stream_for(spec.producer):
+            msg = f"type {raw.get('type')!r} does not belong on {stream!r}"
+            raise Undeliverable(msg)
+        if raw.get("schema_version") != spec.version:
+            msg = (
+                f"schema_version {raw.get('schema_version')!r} unsupported (expects {spec.version})"
+            )
+            raise Undeliverable(msg)
+        nul = _find_nul(raw)
+        if nul:
+            msg = f"{nul}: NUL character not allowed"
+            raise Undeliverable(msg)
+        try:
+            return Envelope[spec.model].model_validate(raw)  # type: ignore[name-defined]
+        except ValidationError as exc:
+            fields = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            msg = f"invalid envelope: {fields}"
+            raise Undeliverable(msg) from exc
+    except Undeliverable:
+        raise
+    except Exception as exc:  # anything else that parsing can throw is still the message's fault
+        msg = f"unreadable message: {type(exc).__name__}: {exc}"
         raise Undeliverable(msg) from exc
+
+
+async def _raw_body(message: Any) -> Any:
+    """FastStream decoder that leaves the body undecoded."""
+    return message.body
+
+
+@dataclass
+class Progress:
+    """What a consumer has done lately: what health and metrics report."""
+
+    handled: int = 0
+    duplicates: int = 0
+    passed_over: int = 0
+    dead_lettered: int = 0
+    last_progress: float = field(default_factory=time.monotonic)
+    failing_since: float | None = None
+    last_error: str | None = None
+    lag: dict[str, int] = field(default_factory=dict)
+    lag_checked: float | None = None
+    rewinds: int = 0
+
+    def moved(self) -> None:
+        """A message was dealt with, one way or another."""
+        self.last_progress = time.monotonic()
+        self.failing_since = None
+        self.last_error = None
 
 
 @dataclass
@@ -76,6 +163,11 @@ class EventConsumer:
     handlers: dict[str, Handler]
     topic_prefix: str = ""
     retry_delay_s: float = 0.5
+    max_retry_delay_s: float = 30.0
+    max_attempts: int = 5
+    progress: Progress = field(default_factory=Progress)
+    subscriber: Any = None
+    _attempts: dict[uuid.UUID, int] = field(default_factory=dict, repr=False)
 
     @property
     def group_id(self) -> str:
@@ -83,37 +175,45 @@ class EventConsumer:
         return f"{self.topic_prefix}fairshare-{self.service}"
 
     def topics(self) -> list[str]:
-        """Topics this consumer reads."""
-        return [topic_for(t, self.topic_prefix) for t in self.handlers]
+        """The streams this consumer reads: those of every producer it handles."""
+        return list(dict.fromkeys(topic_for(t, self.topic_prefix) for t in self.handlers))
 
     def subscribe(self, broker: KafkaBroker) -> None:
         """Register one subscriber for all topics (one group join, not one per topic)."""
 
         # NACK_ON_ERROR commits each message after it is handled and rewinds on an
         # exception: at-least-once, where FastStream's default would be at-most-once.
-        @broker.subscriber(
+        subscriber = broker.subscriber(
             *self.topics(),
             group_id=self.group_id,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
             title=f"{self.service}-consumer",
+            # The body stays bytes: parse() is the one place a message is read, and
+            # FastStream's own JSON decoding would die of a nesting bomb before it.
+            decoder=_raw_body,
         )
+
+        @subscriber
         async def on_message(message: KafkaMessage) -> None:
             record: ConsumerRecord[bytes, bytes] = message.raw_message
             await self.handle(record.topic, record.key, message.body, record)
 
-    def _type_of(self, topic: str) -> str:
-        return topic.removeprefix(self.topic_prefix)
+        self.subscriber = subscriber
 
     async def handle(self, topic: str, key: bytes | None, body: bytes, record: Any = None) -> bool:
-        """Handle one message; True if it had an effect, False if duplicate or dead-lettered."""
+        """Handle one message; True if it had an effect, False if passed over or parked."""
         started = time.perf_counter()
-        event_type = self._type_of(topic)
         try:
-            envelope = parse(event_type, body)
+            envelope = parse(topic.removeprefix(self.topic_prefix), body)
         except Undeliverable as exc:
             await self._dead_letter(topic, key, body, str(exc), record)
             return False
+        handler = self.handlers.get(envelope.type)
+        if handler is None:
+            self.progress.passed_over += 1
+            self.progress.moved()
+            return False  # on a stream we read, but another service's business
         with structlog.contextvars.bound_contextvars(
             event_id=str(envelope.event_id),
             event_type=envelope.type,
@@ -126,16 +226,111 @@ class EventConsumer:
                         conn, event_id=envelope.event_id, event_type=envelope.type
                     )
                     if fresh:
-                        await self.handlers[event_type](conn, envelope)
-            except Exception:
-                log.exception("handler failed; message will be redelivered")
-                await asyncio.sleep(self.retry_delay_s)
-                raise
+                        await handler(conn, envelope)
+            except Exception as exc:
+                return await self._failed(exc, envelope, topic, key, body, record)
+            self._attempts.pop(envelope.event_id, None)
+            if fresh:
+                self.progress.handled += 1
+            else:
+                self.progress.duplicates += 1
+            self.progress.moved()
             log.info(
                 "event handled" if fresh else "duplicate event ignored",
                 ms=round((time.perf_counter() - started) * 1000, 2),
             )
             return fresh
+
+    async def _failed(
+        self,
+        exc: Exception,
+        envelope: Envelope[Any],
+        topic: str,
+        key: bytes | None,
+        body: bytes,
+        record: Any,
+    ) -> bool:
+        """Park a message that will never succeed; otherwise back off and raise to retry."""
+        attempts = self._attempts.get(envelope.event_id, 0) + 1
+        transient = isinstance(exc, TRANSIENT)
+        if not transient and attempts >= self.max_attempts:
+            self._attempts.pop(envelope.event_id, None)
+            reason = f"handler failed {attempts} times: {type(exc).__name__}: {exc}"
+            log.error("event dead-lettered after repeated failures", error=reason[:500])
+            await self._dead_letter(topic, key, body, reason, record)
+            return False
+        if len(self._attempts) > 10_000:  # bounded: only messages being retried live here
+            self._attempts.clear()
+        self._attempts[envelope.event_id] = attempts
+        if self.progress.failing_since is None:
+            self.progress.failing_since = time.monotonic()
+        self.progress.last_error = f"{type(exc).__name__}: {exc}"[:300]
+        delay = min(self.retry_delay_s * 2 ** (attempts - 1), self.max_retry_delay_s)
+        log.exception(
+            "handler failed; message will be redelivered",
+            attempt=attempts,
+            transient=transient,
+            retry_in_s=delay,
+        )
+        await asyncio.sleep(delay)
+        raise exc
+
+    async def check_positions(self) -> None:
+        """Measure lag, and rewind a partition whose position is past its log's end.
+
+        A broker that lost its log (Tansu keeps it in memory) starts each partition
+        again at offset 0, while this consumer still fetches, and commits, the old
+        position: it would wait for ever. Rewound to the start, it reads the new log
+        (the producers' outboxes publish their kept events again) and its inbox drops
+        whatever it had already handled.
+        """
+        consumer = getattr(self.subscriber, "consumer", None)
+        if consumer is None:
+            return
+        partitions = list(consumer.assignment())
+        if not partitions:
+            self.progress.lag = {}
+            self.progress.lag_checked = time.monotonic()
+            return
+        ends = await asyncio.wait_for(consumer.end_offsets(partitions), timeout=10)
+        lag: dict[str, int] = {}
+        for tp in partitions:
+            position = await asyncio.wait_for(consumer.position(tp), timeout=10)
+            end = ends.get(tp, 0)
+            if position > end:
+                log.warning(
+                    "position past the end of the log: the broker lost it; reading it again",
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    position=position,
+                    log_end=end,
+                )
+                await consumer.seek_to_beginning(tp)
+                self.progress.rewinds += 1
+                position = 0
+            lag[f"{tp.topic}[{tp.partition}]"] = max(0, end - position)
+        self.progress.lag = lag
+        self.progress.lag_checked = time.monotonic()
+
+    async def watch(self, every_s: float) -> None:
+        """Check positions every ``every_s`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.check_positions()
+            except Exception as exc:
+                self.progress.lag_checked = None
+                log.warning("consumer position check failed", error=repr(exc))
+
+    def stalled(self, after_s: float) -> str | None:
+        """Why this consumer is not making progress, if it has not for ``after_s``."""
+        now = time.monotonic()
+        p = self.progress
+        if p.failing_since is not None and now - p.failing_since > after_s:
+            return f"handler failing for {now - p.failing_since:.0f} s: {p.last_error}"
+        if sum(p.lag.values()) > 0 and now - p.last_progress > after_s:
+            return f"{sum(p.lag.values())} messages waiting, none handled for {after_s:.0f} s"
+        return None
 
     async def _dead_letter(
         self, topic: str, key: bytes | None, body: bytes, reason: str, record: Any
@@ -154,4 +349,6 @@ class EventConsumer:
             value=body,
             headers=headers,
         )
+        self.progress.dead_lettered += 1
+        self.progress.moved()
         log.warning("message dead-lettered", source_topic=topic, reason=reason[:300])

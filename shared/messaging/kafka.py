@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream.kafka import KafkaBroker
+
+from shared.db.outbox import Partition
 
 
 def make_broker(bootstrap: str, logger: Any) -> KafkaBroker:
@@ -25,11 +29,55 @@ def make_broker(bootstrap: str, logger: Any) -> KafkaBroker:
 
 
 class KafkaPublisher:
-    """Publishes raw bytes through a connected broker; awaits the broker's ack."""
+    """Publishes raw bytes through a connected broker; awaits the broker's ack.
 
-    def __init__(self, broker: KafkaBroker) -> None:
+    Also reads where partitions' logs end, with a group-less consumer of its own, so
+    the outbox relay can tell a broker that lost its log (see shared/db/outbox.py).
+    """
+
+    def __init__(self, broker: KafkaBroker, bootstrap: str | None = None) -> None:
         self._broker = broker
+        self._bootstrap = bootstrap
+        self._reader: AIOKafkaConsumer | None = None
 
-    async def publish(self, *, topic: str, key: str, value: bytes, headers: dict[str, str]) -> None:
-        """Send one message keyed by region."""
-        await self._broker.publish(value, topic=topic, key=key.encode(), headers=headers)
+    async def publish(
+        self, *, topic: str, key: str, value: bytes, headers: dict[str, str]
+    ) -> tuple[int, int] | None:
+        """Send one message keyed by region; (partition, offset) as acknowledged."""
+        meta = await self._broker.publish(value, topic=topic, key=key.encode(), headers=headers)
+        partition, offset = getattr(meta, "partition", None), getattr(meta, "offset", None)
+        if isinstance(partition, int) and isinstance(offset, int):
+            return partition, offset
+        return None
+
+    async def _started_reader(self) -> AIOKafkaConsumer:
+        if self._bootstrap is None:
+            msg = "reading the broker's logs needs the bootstrap address"
+            raise RuntimeError(msg)
+        if self._reader is None:
+            reader = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
+            await asyncio.wait_for(reader.start(), timeout=10)
+            self._reader = reader
+        return self._reader
+
+    async def ping(self) -> None:
+        """Ask the broker for its topics: raises if it does not answer."""
+        reader = await self._started_reader()
+        await reader.topics()
+
+    async def end_offsets(self, partitions: list[Partition]) -> dict[Partition, int]:
+        """Next offset of each partition's log; 0 for a topic the broker no longer has."""
+        reader = await self._started_reader()
+        known = await asyncio.wait_for(reader.topics(), timeout=10)  # always asks the broker
+        ends = {(t, p): 0 for t, p in partitions if t not in known}
+        present = [TopicPartition(t, p) for t, p in partitions if t in known]
+        if present:
+            found = await asyncio.wait_for(reader.end_offsets(present), timeout=10)
+            ends.update({(tp.topic, tp.partition): offset for tp, offset in found.items()})
+        return ends
+
+    async def close(self) -> None:
+        """Stop the log-end reader, if one was started."""
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            await reader.stop()

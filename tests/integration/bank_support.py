@@ -20,6 +20,7 @@ from services.bank.settings import BankSettings
 from shared.catalogue import Profession, Role, Sector, Urgency
 from shared.db.pool import connect
 from shared.events import SessionCancelled, SessionFilled, SessionOffered, new_envelope
+from shared.events.registry import topic_for
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.kafka import KafkaPublisher
 from tests.conftest import Infra
@@ -72,7 +73,9 @@ async def deliver(app: FastAPI, event_type: str, data: Any, region: str) -> None
     envelope = new_envelope(
         data, event_type=event_type, schema_version=1, region=region, producer="matching"
     )
-    await consumer.handle(event_type, region.encode(), envelope.model_dump_json().encode())
+    await consumer.handle(
+        topic_for(event_type), region.encode(), envelope.model_dump_json().encode()
+    )
 
 
 def offered(

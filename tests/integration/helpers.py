@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -10,7 +11,7 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from shared.events import new_envelope
+from shared.events import new_envelope, topic_for
 from shared.settings import ServiceSettings
 from tests.conftest import Infra
 
@@ -31,9 +32,17 @@ def settings_for(cls: type[S], infra: Infra, prefix: str, **extra: Any) -> S:
 
 
 async def read_topic(
-    bootstrap: str, topic: str, *, want: int, timeout_s: float = 20.0
+    bootstrap: str,
+    topic: str,
+    *,
+    want: int,
+    timeout_s: float = 20.0,
+    event_type: str | None = None,
 ) -> list[Any]:
-    """Read ``topic`` from the beginning until ``want`` records arrive (or time runs out)."""
+    """Read ``topic`` from the beginning until ``want`` records arrive (or time runs out).
+
+    With ``event_type``, only records of that type count (a stream carries several).
+    """
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
     )
@@ -44,10 +53,20 @@ async def read_topic(
         while len(records) < want and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=200)
             for part in batch.values():
-                records.extend(part)
+                records.extend(
+                    r for r in part if event_type is None or _type_of(r.value) == event_type
+                )
     finally:
         await consumer.stop()
     return records
+
+
+def _type_of(value: bytes) -> str | None:
+    try:
+        found = json.loads(value).get("type")
+    except (ValueError, AttributeError):
+        return None
+    return str(found) if found is not None else None
 
 
 async def eventually(check: Any, *, timeout_s: float = 20.0, every_s: float = 0.1) -> Any:
@@ -77,7 +96,7 @@ async def kafka_sender(bootstrap: str, prefix: str, region: str) -> AsyncIterato
             data, event_type=event_type, schema_version=1, region=region, producer="test"
         )
         await producer.send_and_wait(
-            f"{prefix}{event_type}", envelope.model_dump_json().encode(), key=region.encode()
+            topic_for(event_type, prefix), envelope.model_dump_json().encode(), key=region.encode()
         )
 
     try:

@@ -190,11 +190,11 @@ async def test_cancelled_or_moved_session_is_shown_to_the_booked_clinician(
     await _deliver(
         app, "session.amended", SessionAmended(**moved, released_clinician_id=None), region
     )
-    # Only a released booking is cancelled by an amendment; an open offer stays for matching
-    # to withdraw or re-offer.
-    assert (await client.get(f"/api/offers/{pending.offer_id}", headers=auth)).json()[
-        "status"
-    ] == "offered"
+    # Matching withdraws every offer of the session as it stood (and emits no event for
+    # that), so the bank withdraws an unanswered offer whose time or role changed too.
+    shown = (await client.get(f"/api/offers/{pending.offer_id}", headers=auth)).json()
+    assert shown["status"] == "withdrawn"
+    assert "changed the session" in shown["note"]
 
 
 async def test_a_fill_arriving_after_the_cancellation_does_not_rebook(

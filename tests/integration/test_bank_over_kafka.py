@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from shared.events import OfferRefused, SessionAmended
+from shared.events.registry import topic_for
 from tests.conftest import Infra
 from tests.factories import session_posted
 from tests.integration.bank_support import cancelled, filled, new_clinician, offered, running_bank
@@ -105,10 +106,11 @@ async def test_bank_events_travel_through_kafka(
         }
         for event_type, marker in published.items():
 
-            async def arrived(
-                topic: str = f"{topic_prefix}{event_type}", mark: str = marker
-            ) -> list[Any]:
-                records = await read_topic(infra.bootstrap, topic, want=100, timeout_s=2)
+            async def arrived(kind: str = event_type, mark: str = marker) -> list[Any]:
+                topic = topic_for(kind, topic_prefix)
+                records = await read_topic(
+                    infra.bootstrap, topic, want=100, timeout_s=2, event_type=kind
+                )
                 return [
                     r for r in records if mark in r.value.decode() and str(me) in r.value.decode()
                 ]

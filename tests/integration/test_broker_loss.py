@@ -15,7 +15,7 @@ from fairshare.infra import free_port, start_broker
 from services.monitor.app import create_app
 from services.monitor.settings import MonitorSettings
 from shared.events import new_envelope
-from shared.events.registry import all_topics
+from shared.events.registry import all_topics, topic_for
 from tests.conftest import Infra
 from tests.factories import session_posted
 from tests.integration.helpers import eventually, settings_for
@@ -56,7 +56,9 @@ async def _publish_posted(bootstrap: str, prefix: str, region: str) -> None:
     await producer.start()
     try:
         await producer.send_and_wait(
-            f"{prefix}session.posted", envelope.model_dump_json().encode(), key=region.encode()
+            topic_for("session.posted", prefix),
+            envelope.model_dump_json().encode(),
+            key=region.encode(),
         )
     finally:
         await producer.stop()
@@ -98,7 +100,7 @@ async def test_service_recreates_topics_and_consumes_after_broker_restart(
         procs.append(start_broker(port, log_file=tmp_path / "tansu-2.log"))
         # The consumer's own metadata requests may bring back the topics it reads;
         # nothing but the keeper touches these, which the monitor never reads.
-        unread = {f"{topic_prefix}{t}" for t in ("deadletter", "availability.offered")}
+        unread = {f"{topic_prefix}{t}" for t in ("deadletter", "bank.events")}
         assert not unread & await _topics(bootstrap)
 
         async def recreated() -> bool:

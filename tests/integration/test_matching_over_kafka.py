@@ -22,6 +22,7 @@ from shared.events import (
     OfferAccepted,
     OfferDeclined,
 )
+from shared.events.registry import topic_for
 from tests.conftest import Infra
 from tests.factories import session_posted
 from tests.integration.helpers import Send, eventually, kafka_sender, read_topic, settings_for
@@ -70,7 +71,11 @@ async def _offers_of(infra: Infra, prefix: str, session_id: uuid.UUID, want: int
 
     async def enough() -> list[Any] | None:
         records = await read_topic(
-            infra.bootstrap, f"{prefix}session.offered", want=10_000, timeout_s=0.5
+            infra.bootstrap,
+            topic_for("session.offered", prefix),
+            want=10_000,
+            timeout_s=0.5,
+            event_type="session.offered",
         )
         mine = [
             json.loads(r.value)["data"]
@@ -126,7 +131,12 @@ async def test_decline_withdrawal_and_cancellation_cascade_over_kafka(
                 clinician_id=third["clinician_id"],
             ),
         )
-        filled = await read_topic(infra.bootstrap, f"{topic_prefix}session.filled", want=1)
+        filled = await read_topic(
+            infra.bootstrap,
+            topic_for("session.filled", topic_prefix),
+            want=1,
+            event_type="session.filled",
+        )
         assert json.loads(filled[0].value)["data"]["clinician_id"] == third["clinician_id"]
         await send(
             "booking.cancelled",
@@ -141,7 +151,11 @@ async def test_decline_withdrawal_and_cancellation_cascade_over_kafka(
 
         async def told_why() -> list[Any]:
             records = await read_topic(
-                infra.bootstrap, f"{topic_prefix}session.unmatched", want=10, timeout_s=0.5
+                infra.bootstrap,
+                topic_for("session.unmatched", topic_prefix),
+                want=10,
+                timeout_s=0.5,
+                event_type="session.unmatched",
             )
             return [
                 json.loads(r.value)["data"]["why"]

@@ -21,7 +21,7 @@ from services.monitor import SCHEMA, SERVICE, http
 from services.monitor.handlers import handlers
 from services.monitor.settings import MonitorSettings
 from shared.db.pool import create_pool
-from shared.events import EVENTS, new_envelope
+from shared.events import EVENTS, new_envelope, topic_for
 from shared.messaging.consumer import EventConsumer
 from shared.runtime import migrate
 from tests.conftest import Infra
@@ -116,7 +116,7 @@ def _message(
         region=region,
         producer=spec.producer,
     )
-    return event_type, region.encode(), envelope.model_dump_json().encode()
+    return topic_for(event_type), region.encode(), envelope.model_dump_json().encode()
 
 
 async def _counts(pool: asyncpg.Pool, region: str) -> dict[str, tuple[int, int, int]]:

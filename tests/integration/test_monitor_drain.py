@@ -28,7 +28,14 @@ from services.monitor.handlers import handlers
 from services.monitor.settings import MonitorSettings
 from shared.catalogue import Sector
 from shared.db.pool import create_pool
-from shared.events import EVENTS, MoveRecorded, PolicyChanged, SectorDrainAlert, new_envelope
+from shared.events import (
+    EVENTS,
+    MoveRecorded,
+    PolicyChanged,
+    SectorDrainAlert,
+    new_envelope,
+    topic_for,
+)
 from shared.http.problems import install_problem_handlers
 from shared.messaging.consumer import EventConsumer
 from shared.runtime import migrate
@@ -162,7 +169,7 @@ def _message(
     )
     if occurred_at is not None:
         envelope = envelope.model_copy(update={"occurred_at": occurred_at})
-    return event_type, region.encode(), envelope.model_dump_json().encode()
+    return topic_for(event_type), region.encode(), envelope.model_dump_json().encode()
 
 
 async def _drain(client: httpx.AsyncClient, region: str) -> dict[str, Any]:

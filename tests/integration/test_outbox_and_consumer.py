@@ -16,6 +16,7 @@ from shared.db import outbox
 from shared.db.pool import create_pool
 from shared.db.types import Conn
 from shared.events import Envelope, SessionPosted, new_envelope
+from shared.events.registry import topic_for
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.emitter import Emitter
 from shared.messaging.kafka import KafkaPublisher, make_broker
@@ -67,7 +68,9 @@ async def test_outbox_publishes_committed_events_only(
         assert await outbox.pending_count(pool) == 1
         assert await outbox.relay_once(pool, KafkaPublisher(broker)) == 1
         assert await outbox.pending_count(pool) == 0
-        records = await read_topic(infra.bootstrap, f"{topic_prefix}session.posted", want=2)
+        records = await read_topic(
+            infra.bootstrap, topic_for("session.posted", topic_prefix), want=2
+        )
         assert len(records) == 1
         assert records[0].key == region.encode()
         assert json.loads(records[0].value)["event_id"] == str(kept.event_id)
@@ -121,7 +124,7 @@ async def test_consumer_dead_letters_bad_messages_and_applies_good_ones_once(
         topic_prefix=topic_prefix,
     )
     consumer.subscribe(broker)
-    topic = f"{topic_prefix}session.posted"
+    topic = topic_for("session.posted", topic_prefix)
     envelope = new_envelope(
         _posted(), event_type="session.posted", schema_version=1, region=region, producer="t"
     )

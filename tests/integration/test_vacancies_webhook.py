@@ -21,6 +21,7 @@ from services.vacancies.domain import Organisation
 from services.vacancies.settings import VacanciesSettings
 from shared.catalogue import Sector
 from shared.db.pool import connect
+from shared.events.registry import topic_for
 from tests.conftest import Infra
 from tests.integration.helpers import read_topic, settings_for
 from tests.integration.vacancies_support import signed
@@ -100,7 +101,12 @@ async def test_signed_session_is_stored_and_published(
     [line] = [entry for entry in logs if entry["event"] == "request handled"]
     assert (line["status"], line["request_id"]) == (202, headers["webhook-id"])
     session_id = response.json()["session_id"]
-    records = await read_topic(infra.bootstrap, f"{topic_prefix}session.posted", want=1)
+    records = await read_topic(
+        infra.bootstrap,
+        topic_for("session.posted", topic_prefix),
+        want=1,
+        event_type="session.posted",
+    )
     assert [json.loads(r.value)["data"]["session_id"] for r in records] == [session_id]
     assert records[0].key == region.encode()
 

@@ -23,6 +23,7 @@ from services.vacancies.settings import VacanciesSettings
 from shared.catalogue import Sector
 from shared.db.pool import connect
 from shared.events import new_envelope
+from shared.events.registry import topic_for
 from shared.messaging.consumer import EventConsumer
 from shared.messaging.kafka import KafkaPublisher
 from tests.conftest import Infra
@@ -136,7 +137,9 @@ async def deliver_event(app: FastAPI, event_type: str, data: Any, region: str) -
     envelope = new_envelope(
         data, event_type=event_type, schema_version=1, region=region, producer="matching"
     )
-    await consumer.handle(event_type, region.encode(), envelope.model_dump_json().encode())
+    await consumer.handle(
+        topic_for(event_type), region.encode(), envelope.model_dump_json().encode()
+    )
 
 
 async def outbox_events(app: FastAPI, event_type: str, session_id: str) -> list[dict[str, Any]]:

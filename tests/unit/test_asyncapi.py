@@ -15,7 +15,16 @@ from services.matching import handlers as matching
 from services.monitor import handlers as monitor
 from services.vacancies import handlers as vacancies
 from shared.events.envelope import Envelope
-from shared.events.registry import DEAD_LETTER, EVENTS, all_topics
+from shared.events.registry import (
+    DEAD_LETTER,
+    EVENTS,
+    PRODUCERS,
+    all_topics,
+    stream_for,
+    topic_for,
+    types_on,
+)
+from shared.messaging.consumer import EventConsumer, Handler
 from shared.messaging.emitter import Emitter
 
 
@@ -55,20 +64,99 @@ def _channel_for(doc: dict[str, Any], topic: str) -> dict[str, Any]:
     return channel  # type: ignore[no-any-return]
 
 
-def _payload(doc: dict[str, Any], topic: str) -> dict[str, Any]:
-    [message] = _channel_for(doc, topic)["messages"].values()
-    return _deref(doc, _deref(doc, message)["payload"])
+def _pinned_type(doc: dict[str, Any], message: dict[str, Any]) -> Any:
+    """The event type a message's payload schema pins (its ``type`` const)."""
+    payload = _deref(doc, _deref(doc, message)["payload"])
+    return payload.get("properties", {}).get("type", {}).get("const")
+
+
+def _types_carried(doc: dict[str, Any], topic: str) -> list[Any]:
+    """The event types whose messages the channel of ``topic`` carries, in order."""
+    messages = _channel_for(doc, topic)["messages"].values()
+    return [_pinned_type(doc, m) for m in messages]
+
+
+def _message(doc: dict[str, Any], event_type: str) -> dict[str, Any]:
+    """The message of ``event_type`` within the channel of its producer's stream."""
+    messages = _channel_for(doc, topic_for(event_type))["messages"].values()
+    [message] = [m for m in messages if _pinned_type(doc, m) == event_type]
+    return _deref(doc, message)
+
+
+def _payload(doc: dict[str, Any], event_type: str) -> dict[str, Any]:
+    return _deref(doc, _message(doc, event_type)["payload"])
 
 
 def _descriptions(model: type[BaseModel]) -> dict[str, str | None]:
     return {name: field.description for name, field in model.model_fields.items()}
 
 
+def _handler_tables() -> dict[str, dict[str, Handler]]:
+    return {
+        "bank": bank.handlers(),
+        "matching": matching.handlers(Emitter(producer="matching", schema="matching")),
+        "monitor": monitor.handlers(),
+        "vacancies": vacancies.handlers(timedelta(hours=25)),
+    }
+
+
+def _operations(doc: dict[str, Any]) -> dict[tuple[str, str, str], set[Any]]:
+    """(topic, action, service) -> the event types of that operation's messages.
+
+    Checks on the way that each operation names one service and only messages of its
+    own channel, as AsyncAPI 3.0 requires.
+    """
+    found: dict[tuple[str, str, str], set[Any]] = {}
+    for op_id, operation in doc["operations"].items():
+        channel_ref = operation["channel"]["$ref"]
+        address = _resolve(doc, channel_ref)["address"]
+        [tag] = operation["tags"]
+        key = (address, operation["action"], tag["name"])
+        assert key not in found, f"{op_id}: a second {key}"
+        assert operation["messages"], f"{op_id} has no messages"
+        for ref in (m["$ref"] for m in operation["messages"]):
+            assert ref.startswith(f"{channel_ref}/messages/"), f"{op_id}: {ref} is elsewhere"
+        messages = [_resolve(doc, m["$ref"]) for m in operation["messages"]]
+        if address == DEAD_LETTER:
+            found[key] = {DEAD_LETTER}
+        else:
+            types = [_pinned_type(doc, m) for m in messages]
+            assert len(types) == len(set(types)), f"{op_id} lists a message twice"
+            found[key] = set(types)
+    return found
+
+
 def test_every_topic_has_a_channel() -> None:
-    """Each topic of all_topics() (events and dead letters) has exactly one channel."""
+    """Each topic of all_topics() (streams and dead letters) has exactly one channel."""
     doc = build_catalogue()
     addresses = [c["address"] for c in doc["channels"].values()]
     assert sorted(addresses) == sorted(all_topics())
+
+
+def test_each_stream_carries_exactly_its_producers_types() -> None:
+    """A producer's stream channel has one message per type it publishes, and no other."""
+    doc = build_catalogue()
+    for producer in PRODUCERS:
+        stream = stream_for(producer)
+        assert _types_carried(doc, stream) == types_on(producer), stream
+        for ref in _channel_for(doc, stream)["messages"].values():
+            message = _deref(doc, ref)
+            spec = EVENTS[message["name"]]
+            assert _pinned_type(doc, message) == spec.type
+            assert message["x-producer"] == spec.producer == producer
+            assert message["x-schema-version"] == spec.version
+
+
+def test_every_event_type_is_on_its_topic() -> None:
+    """Every registered type has its message on topic_for(type), and on no other channel."""
+    doc = build_catalogue()
+    for spec in EVENTS.values():
+        carriers = [
+            c["address"]
+            for c in doc["channels"].values()
+            if spec.type in _types_carried(doc, c["address"])
+        ]
+        assert carriers == [topic_for(spec.type)], spec.type
 
 
 def test_every_ref_resolves() -> None:
@@ -80,8 +168,21 @@ def test_every_ref_resolves() -> None:
         assert _resolve(doc, ref) is not None
 
 
+def test_messages_carry_key_correlation_and_version() -> None:
+    """Each event message is keyed by region, finds its correlation id, names its version."""
+    doc = build_catalogue()
+    for spec in EVENTS.values():
+        message = _message(doc, spec.type)
+        assert message["name"] == spec.type
+        assert message["bindings"]["kafka"]["key"]["type"] == "string"
+        assert "region" in message["bindings"]["kafka"]["key"]["description"]
+        assert message["correlationId"]["location"] == "$message.payload#/correlation_id"
+        assert message["x-schema-version"] == spec.version
+        assert message["x-producer"] == spec.producer
+
+
 def test_payloads_carry_field_descriptions() -> None:
-    """Each topic's payload is the envelope, with the data model's field descriptions."""
+    """Each type's payload is the envelope, with the data model's field descriptions."""
     doc = build_catalogue()
     envelope_fields = _descriptions(Envelope)
     for spec in EVENTS.values():
@@ -104,32 +205,44 @@ def test_payloads_pin_type_and_schema_version() -> None:
 
 
 def test_senders_and_receivers_match_the_registry() -> None:
-    """The producer sends, the listed consumers receive, and nobody receives dead letters."""
+    """Each producer sends its types on its stream; each consumer receives there exactly
+    the types CONSUMERS gives it; consuming services send dead letters, nobody reads them.
+    """
     doc = build_catalogue()
-    by_channel: dict[str, set[tuple[str, str]]] = {}
-    for operation in doc["operations"].values():
-        address = _resolve(doc, operation["channel"]["$ref"])["address"]
-        service = operation["tags"][0]["name"]
-        by_channel.setdefault(address, set()).add((operation["action"], service))
-    for spec in EVENTS.values():
-        expected = {("send", spec.producer)} | {("receive", c) for c in CONSUMERS[spec.type]}
-        assert by_channel[spec.type] == expected, spec.type
-    assert {action for action, _ in by_channel[DEAD_LETTER]} == {"send"}
+    expected: dict[tuple[str, str, str], set[Any]] = {}
+    for producer in PRODUCERS:
+        stream = stream_for(producer)
+        expected[(stream, "send", producer)] = set(types_on(producer))
+        for event_type in types_on(producer):
+            for consumer in CONSUMERS.get(event_type, ()):
+                expected.setdefault((stream, "receive", consumer), set()).add(event_type)
+    for consumer in {c for names in CONSUMERS.values() for c in names}:
+        expected[(DEAD_LETTER, "send", consumer)] = {DEAD_LETTER}
+    assert _operations(doc) == expected
 
 
 def test_consumers_table_matches_the_services_handlers() -> None:
     """CONSUMERS names, for every event type, exactly the services that handle it."""
-    handled = {
-        "bank": bank.handlers(),
-        "matching": matching.handlers(Emitter(producer="matching", schema="matching")),
-        "monitor": monitor.handlers(),
-        "vacancies": vacancies.handlers(timedelta(hours=25)),
-    }
+    handled = _handler_tables()
     actual = {
         event_type: {service for service, table in handled.items() if event_type in table}
         for event_type in EVENTS
     }
     assert {t: set(CONSUMERS.get(t, ())) for t in EVENTS} == actual
+
+
+def test_receivers_match_the_services_subscriptions() -> None:
+    """Each service receives, on each stream it subscribes to, the types it has handlers for."""
+    received: dict[str, dict[str, set[Any]]] = {}
+    for (topic, action, service), types in _operations(build_catalogue()).items():
+        if action == "receive":
+            received.setdefault(service, {})[topic] = types
+    for service, table in _handler_tables().items():
+        unused: Any = None  # topics() needs neither a pool nor a publisher
+        consumer = EventConsumer(service=service, pool=unused, dead_letters=unused, handlers=table)
+        assert sorted(received[service]) == sorted(consumer.topics()), service
+        for topic, types in received[service].items():
+            assert types == {t for t in table if topic_for(t) == topic}, (service, topic)
 
 
 def test_no_schema_keeps_siblings_beside_a_ref() -> None:

@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.events import EVENTS, SessionPosted, new_envelope
-from shared.events.registry import all_topics
+from shared.events.registry import PRODUCERS, all_topics, stream_for
 from shared.messaging.consumer import Undeliverable, parse
 from tests.factories import session_posted
 
 START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+STREAM = stream_for("vacancies")
 
 
 def _posted() -> SessionPosted:
@@ -30,7 +31,7 @@ def _body(**override: object) -> bytes:
 
 def test_round_trip() -> None:
     """An envelope survives serialisation with its typed data."""
-    envelope = parse("session.posted", _body())
+    envelope = parse(STREAM, _body())
     assert isinstance(envelope.data, SessionPosted)
     assert envelope.region == "QOP"
 
@@ -44,12 +45,14 @@ def test_round_trip() -> None:
         (_body(schema_version=99), "unsupported"),
         (_body(region="toolong"), "region"),
         (_body(data={"session_id": "x"}), "data."),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (_body(producer="a\u0000b"), "producer: NUL"),
     ],
 )
 def test_bad_messages_are_undeliverable_with_a_reason(body: bytes, words: str) -> None:
     """Each way a message can be wrong names what was wrong."""
     with pytest.raises(Undeliverable, match=words):
-        parse("session.posted", body)
+        parse(STREAM, body)
 
 
 def test_every_event_field_is_described() -> None:
@@ -63,7 +66,20 @@ def test_topics_include_dead_letters_and_prefix() -> None:
     """Every event has a topic; the prefix isolates runs."""
     topics = all_topics("x.")
     assert "x.deadletter" in topics
-    assert len(topics) == len(EVENTS) + 1
+    assert "x.vacancies.events" in topics
+    assert len(topics) == len(PRODUCERS) + 1
+
+
+def test_each_type_travels_on_its_producers_stream() -> None:
+    """One stream per producer: a type published by vacancies is refused on the bank's."""
+    assert {spec.type for spec in EVENTS.values() if spec.producer == "vacancies"} == {
+        "session.posted",
+        "session.amended",
+        "session.cancelled",
+        "session.unfilled",
+    }
+    with pytest.raises(Undeliverable, match="does not belong"):
+        parse(stream_for("bank"), _body())
 
 
 def test_ends_before_start_is_refused_in_contracts() -> None:
