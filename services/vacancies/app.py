@@ -45,7 +45,7 @@ def create_app(settings: VacanciesSettings) -> FastAPI:
         description=DESCRIPTION,
         routers=[http.router],
         handlers=handlers.handlers(window),
-        background=[unfilled, callbacks],
+        background=[unfilled, callbacks, sweeps.prune_receipts_forever],
     )
     app.state.rate_limiter = RateLimiter(settings.rate_per_s, settings.rate_burst)
     app.state.max_body_bytes = settings.max_body_bytes

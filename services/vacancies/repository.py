@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -239,6 +239,14 @@ async def save_session(conn: Conn, session: StoredSession) -> None:
         session.status.value,
         session.clinician_id,
     )
+
+
+async def prune_receipts(pool: asyncpg.Pool, *, older_than: timedelta) -> int:
+    """Delete web hook receipts older than ``older_than``; how many went."""
+    result: str = await pool.execute(
+        "DELETE FROM webhook_receipts WHERE received_at < now() - $1::interval", older_than
+    )
+    return int(result.rsplit(maxsplit=1)[-1])
 
 
 async def set_booked_offer(conn: Conn, session_id: uuid.UUID, offer_id: uuid.UUID) -> None:

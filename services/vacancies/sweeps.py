@@ -80,6 +80,25 @@ async def unfilled_forever(runtime: Runtime, settings: VacanciesSettings) -> Non
         await asyncio.sleep(settings.unfilled_sweep_s)
 
 
+# Web hook receipts answer a retried delivery (same webhook-id) with its first answer.
+# Senders retry for days (Standard Webhooks' reference schedule spans about three), so a
+# receipt is kept a week; past that a retry is handled afresh, which is still safe: a
+# session's external id makes a repeated post an amendment, never a second session.
+RECEIPTS_KEEP = timedelta(days=7)
+
+
+async def prune_receipts_forever(runtime: Runtime) -> None:
+    """Delete web hook receipts older than RECEIPTS_KEEP, every ``prune_every_s``."""
+    while True:
+        try:
+            pruned = await repository.prune_receipts(runtime.pool, older_than=RECEIPTS_KEEP)
+            if pruned:
+                log.info("pruned web hook receipts", count=pruned)
+        except Exception as exc:
+            log.warning("pruning receipts failed; will retry", error=repr(exc))
+        await asyncio.sleep(runtime.settings.prune_every_s)
+
+
 async def attempt(
     client: httpx.AsyncClient, row: asyncpg.Record, settings: VacanciesSettings
 ) -> tuple[str, datetime | None, int | None, str | None]:

@@ -232,6 +232,8 @@ async def _listen(dsn: str, schema: str, wake: asyncio.Event) -> asyncpg.Connect
     try:
         listener: asyncpg.Connection = await asyncpg.connect(dsn, timeout=5)
         await listener.add_listener(channel_for(schema), lambda *_: wake.set())
+        # Wake at once when the connection dies (a database restart) to listen again.
+        listener.add_termination_listener(lambda *_: wake.set())
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
         log.warning("outbox relay cannot LISTEN yet; polling meanwhile", error=repr(exc))
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -151,4 +152,97 @@ async def test_consumer_dead_letters_bad_messages_and_applies_good_ones_once(
         assert len(await effects()) == 1
     finally:
         await broker.stop()
+        await pool.close()
+
+
+async def test_pruning_drops_only_what_has_been_kept_long_enough(
+    infra: Infra, schema: str, region: str
+) -> None:
+    """Published outbox rows past a day and inbox rows past a week go; unpublished rows
+    stay whatever their age, and recent rows stay."""
+    pool = await create_pool(infra.dsn, schema)
+    emitter = Emitter(producer="t", schema=schema)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            envelopes = [await emitter.emit(conn, _posted(), region=region) for _ in range(3)]
+            old, recent, waiting = envelopes
+            await conn.execute(
+                "UPDATE outbox SET published_at = now() - interval '25 hours',"
+                " created_at = now() - interval '26 hours' WHERE event_id = $1",
+                old.event_id,
+            )
+            await conn.execute(
+                "UPDATE outbox SET published_at = now() WHERE event_id = $1", recent.event_id
+            )
+            await conn.execute(
+                "UPDATE outbox SET created_at = now() - interval '30 days' WHERE event_id = $1",
+                waiting.event_id,
+            )
+            stale, fresh = uuid.uuid4(), uuid.uuid4()
+            await conn.execute(
+                "INSERT INTO inbox (event_id, event_type, processed_at) VALUES"
+                " ($1, 'x', now() - interval '8 days'), ($2, 'x', now() - interval '6 days')",
+                stale,
+                fresh,
+            )
+        assert await outbox.prune(pool) == (1, 1)
+        kept = {r["event_id"] for r in await pool.fetch("SELECT event_id FROM outbox")}
+        assert kept == {recent.event_id, waiting.event_id}
+        assert {r["event_id"] for r in await pool.fetch("SELECT event_id FROM inbox")} == {fresh}
+    finally:
+        await pool.close()
+
+
+async def test_relay_listens_again_after_losing_its_database_connection(
+    infra: Infra, schema: str, region: str
+) -> None:
+    """When the listening connection dies (a database restart), the relay opens it again:
+    a committed event is published at once, not at the next slow poll."""
+    published: list[str] = []
+
+    class Recording:
+        async def publish(self, *, topic: str, **_: Any) -> None:
+            published.append(topic)
+
+    pool = await create_pool(infra.dsn, schema)
+    relay = asyncio.create_task(
+        outbox.run_relay(outbox.Relay(pool, Recording()), schema=schema, dsn=infra.dsn, poll_s=60)
+    )
+    emitter = Emitter(producer="t", schema=schema)
+    try:
+
+        async def listening() -> int:
+            found: int = await pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'"
+                " AND query LIKE $1",
+                f"%{schema}_outbox%",
+            )
+            return found
+
+        await eventually(listening, timeout_s=10)
+        await pool.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'"
+            " AND query LIKE $1",
+            f"%{schema}_outbox%",
+        )
+        # The relay notices at its next pass; a NOTIFY of its own schema gives it one.
+        async with pool.acquire() as conn, conn.transaction():
+            await emitter.emit(conn, _posted(), region=region)
+
+        async def sent() -> int:
+            return len(published)
+
+        await eventually(sent, timeout_s=10)
+        await eventually(listening, timeout_s=10)
+        async with pool.acquire() as conn, conn.transaction():
+            await emitter.emit(conn, _posted(), region=region)
+
+        async def both() -> bool:
+            return len(published) == 2
+
+        await eventually(both, timeout_s=5)
+    finally:
+        relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay
         await pool.close()
