@@ -122,8 +122,9 @@ async def plan_due(runtime: Runtime) -> int:
     """Run every region's re-plan that has fallen due; return how many offers were made."""
     made = 0
     for region in await repository.due_plan_regions(runtime.pool, datetime.now(UTC)):
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            made += await planning.run_request(conn, region=region, emitter=runtime.emitter)
+        made += await planning.run_request_detached(
+            runtime.pool, region=region, emitter=runtime.emitter
+        )
     return made
 
 
@@ -133,7 +134,7 @@ async def plan_due_forever(runtime: Runtime, poll_s: float) -> None:
         await asyncio.sleep(poll_s)
         try:
             await plan_due(runtime)
-        except Exception:  # the request stays in the table and is retried next poll
+        except Exception:  # the request is asked for again and retried next poll
             log.exception("planning failed")
 
 
@@ -144,8 +145,9 @@ async def sweep_forever(runtime: Runtime, every_s: float) -> None:
         try:
             now = datetime.now(UTC)
             for region in await repository.regions_with_open_sessions(runtime.pool, now):
-                async with runtime.pool.acquire() as conn, conn.transaction():
-                    made = await planning.replan(conn, region=region, emitter=runtime.emitter)
+                made = await planning.replan_detached(
+                    runtime.pool, region=region, emitter=runtime.emitter
+                )
                 if made:
                     log.info("sweep made offers", region=region, offers=made)
         except Exception:  # a failed sweep is retried at the next tick

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,6 +38,23 @@ def _widen(span: repository.Span, by: timedelta) -> repository.Span:
     return (span[0] - by, span[1] + by) if span else None
 
 
+async def read_problem(
+    conn: Conn, *, region: str, now: datetime, span: repository.Span = None
+) -> engine.Problem:
+    """What the engine needs to plan ``region`` (near ``span`` if given)."""
+    near = _widen(span, SESSION_REACH)
+    policy = await repository.policy(conn, region)
+    return engine.Problem(
+        sessions=await repository.sessions_needing_offer(conn, region, now, near),
+        windows=await repository.windows(conn, region, now, near),
+        commitments=await repository.commitments(conn, region, now, _widen(span, WTR_REACH)),
+        policy=policy,
+        balances=await repository.balances(conn, region, now, policy.window_days),
+        already_tried=await repository.tried_pairs(conn, region, near),
+        worked_before=await repository.worked_before(conn, region, now),
+    )
+
+
 async def replan(
     conn: Conn,
     *,
@@ -52,25 +70,69 @@ async def replan(
     commitments that could matter read): an event touches one stretch of time, and
     planning the whole region on every event grows with its size. The debounced
     region-wide plan and the periodic sweep plan everything.
+
+    All in the caller's transaction; the running service uses ``replan_detached``.
     """
     now = now or datetime.now(UTC)
     await repository.lock_region(conn, region)
-    near = _widen(span, SESSION_REACH)
-    policy = await repository.policy(conn, region)
-    problem = engine.Problem(
-        sessions=await repository.sessions_needing_offer(conn, region, now, near),
-        windows=await repository.windows(conn, region, now, near),
-        commitments=await repository.commitments(conn, region, now, _widen(span, WTR_REACH)),
-        policy=policy,
-        balances=await repository.balances(conn, region, now, policy.window_days),
-        already_tried=await repository.tried_pairs(conn, region, near),
-        worked_before=await repository.worked_before(conn, region, now),
-    )
+    problem = await read_problem(conn, region=region, now=now, span=span)
     if not problem.sessions:
         return 0
     result = engine.plan(problem)
+    return await apply_plan(
+        conn, region=region, problem=problem, result=result, emitter=emitter, cause=cause
+    )
+
+
+async def replan_detached(
+    pool: asyncpg.Pool, *, region: str, emitter: Emitter, span: repository.Span = None
+) -> int:
+    """``replan`` off the consumers' path: read, plan and write in three steps.
+
+    Planning a region with thousands of open sessions takes seconds of CPU. Done inside
+    one transaction, in the event loop, it held rows the consumers wait on and stopped
+    them handling events at all. Here the problem is read in a short snapshot, planned
+    in a worker thread (the event loop, and so the consumer, carries on), and written in
+    a short transaction that checks every offer against the state by then: whatever
+    changed meanwhile is left out, and its stretch of time planned again.
+    """
+    now = datetime.now(UTC)
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        problem = await read_problem(conn, region=region, now=now, span=span)
+    if not problem.sessions:
+        return 0
+    result = await asyncio.to_thread(engine.plan, problem)
+    async with pool.acquire() as conn, conn.transaction():
+        await repository.lock_region(conn, region)
+        return await apply_plan(
+            conn, region=region, problem=problem, result=result, emitter=emitter, cause=None
+        )
+
+
+async def apply_plan(
+    conn: Conn,
+    *,
+    region: str,
+    problem: engine.Problem,
+    result: engine.Plan,
+    emitter: Emitter,
+    cause: Envelope[Any] | None,
+) -> int:
+    """Write a plan's offers and reasons; return how many offers were made.
+
+    Each offer is checked again first (the session still open, unchanged and unoffered;
+    the clinician still free and the window still there): a plan made from a snapshot
+    may be overtaken. What was overtaken is planned again soon.
+    """
+    now = datetime.now(UTC)
+    made = 0
+    overtaken: list[tuple[datetime, datetime]] = []
     for proposal in result.proposals:
+        if not await repository.still_offerable(conn, proposal, now):
+            overtaken.append((proposal.session.starts_at, proposal.session.ends_at))
+            continue
         await _offer(conn, proposal, region=region, emitter=emitter, cause=cause, now=now)
+        made += 1
     for session_id, unplaced in result.unplaced.items():
         organisation = await repository.set_unmatched(conn, session_id, unplaced.why.value)
         if organisation is not None:
@@ -85,14 +147,20 @@ async def replan(
                 region=region,
                 cause=cause,
             )
+    if overtaken:
+        span = (min(s for s, _ in overtaken), max(e for _, e in overtaken))
+        await repository.request_plan(
+            conn, region, span, due_at=datetime.now(UTC) + timedelta(seconds=0.2)
+        )
     log.info(
         "planned",
         region=region,
         sessions=len(problem.sessions),
-        offers=len(result.proposals),
+        offers=made,
+        overtaken=len(overtaken),
         **{k: round(v * 1000, 1) for k, v in result.timings_s.items()},
     )
-    return len(result.proposals)
+    return made
 
 
 async def run_request(conn: Conn, *, region: str, emitter: Emitter) -> int:
@@ -101,6 +169,24 @@ async def run_request(conn: Conn, *, region: str, emitter: Emitter) -> int:
     if not found:
         return 0
     return await replan(conn, region=region, emitter=emitter, span=span)
+
+
+async def run_request_detached(pool: asyncpg.Pool, *, region: str, emitter: Emitter) -> int:
+    """``run_request`` off the consumers' path (see ``replan_detached``).
+
+    The request is taken first; should planning fail it is asked for again, and should
+    the process die meanwhile the periodic sweep plans the whole region anyway.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        found, span = await repository.take_plan_request(conn, region)
+    if not found:
+        return 0
+    try:
+        return await replan_detached(pool, region=region, emitter=emitter, span=span)
+    except Exception:
+        async with pool.acquire() as conn, conn.transaction():
+            await repository.request_plan(conn, region, span, due_at=datetime.now(UTC))
+        raise
 
 
 async def _offer(

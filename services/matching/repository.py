@@ -203,6 +203,37 @@ async def insert_offer(
     )
 
 
+async def still_offerable(conn: Conn, proposal: Proposal, now: datetime) -> bool:
+    """Whether a planned offer still stands against the state now.
+
+    The session is open, unchanged in time, not started and without a live offer; the
+    clinician was never offered it (in play), is free then (no booking, no live
+    offer overlapping) and still has a window covering it.
+    """
+    session = proposal.session
+    ok: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM sessions s WHERE s.id = $1 AND s.status = 'open'"
+        "   AND s.starts_at = $3 AND s.ends_at = $4 AND s.starts_at > $5"
+        "   AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.session_id = s.id"
+        "     AND (o.status = 'accepted' OR (o.status = 'offered' AND o.expires_at > $5))))"
+        " AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.session_id = $1"
+        "   AND o.clinician_id = $2 AND o.status <> 'withdrawn')"
+        " AND NOT EXISTS (SELECT 1 FROM bookings b WHERE b.clinician_id = $2"
+        "   AND b.starts_at < $4 AND b.ends_at > $3)"
+        " AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.clinician_id = $2"
+        "   AND (o.status = 'accepted' OR (o.status = 'offered' AND o.expires_at > $5))"
+        "   AND o.starts_at < $4 AND o.ends_at > $3)"
+        " AND EXISTS (SELECT 1 FROM availability w WHERE w.clinician_id = $2 AND NOT w.withdrawn"
+        "   AND w.starts_at <= $3 AND w.ends_at >= $4)",
+        session.id,
+        proposal.clinician_id,
+        session.starts_at,
+        session.ends_at,
+        now,
+    )
+    return ok
+
+
 async def offer_for_update(conn: Conn, offer_id: uuid.UUID) -> asyncpg.Record | None:
     """An offer joined with its session, both locked."""
     row: asyncpg.Record | None = await conn.fetchrow(
@@ -382,8 +413,12 @@ async def decline(conn: Conn, offer_id: uuid.UUID, clinician_id: uuid.UUID) -> b
 async def set_unmatched(conn: Conn, session_id: uuid.UUID, why: str) -> str | None:
     """Remember why a session has no offer; its organisation if the reason is new."""
     organisation: str | None = await conn.fetchval(
-        "UPDATE sessions SET unmatched_why = $2 WHERE id = $1"
-        " AND unmatched_why IS DISTINCT FROM $2 RETURNING organisation",
+        "UPDATE sessions s SET unmatched_why = $2 WHERE id = $1"
+        " AND unmatched_why IS DISTINCT FROM $2 AND status = 'open'"
+        # Offered meanwhile (a plan written from an older snapshot): no reason to give.
+        " AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.session_id = s.id"
+        " AND (o.status = 'accepted' OR (o.status = 'offered' AND o.expires_at > now())))"
+        " RETURNING organisation",
         session_id,
         why,
     )

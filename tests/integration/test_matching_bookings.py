@@ -338,3 +338,36 @@ async def test_an_event_replans_only_its_own_stretch_of_time(
         near.session_id,
         far.session_id,
     }
+
+
+async def test_a_plan_overtaken_while_it_was_made_offers_nothing_stale(
+    pool: asyncpg.Pool, region: str
+) -> None:
+    """The running service plans from a snapshot, outside any transaction. Whatever
+    changed meanwhile (here the session was cancelled, and the other clinician took back
+    their window) is left out when the plan is written, and its time planned again."""
+    emitter = Emitter(producer="matching", schema=SCHEMA)
+    gone, kept = _session(region), _session(region, hours_from_start=24)
+    first, second = uuid.uuid4(), uuid.uuid4()
+    async with pool.acquire() as conn, conn.transaction():
+        await repository.insert_session(conn, region, gone)
+        await repository.insert_session(conn, region, kept)
+        await _gp_window(conn, region, first, until=START + timedelta(hours=6))
+        await _gp_window(conn, region, second, until=START + timedelta(hours=40))
+    async with pool.acquire() as conn:
+        problem = await planning.read_problem(conn, region=region, now=datetime.now(UTC))
+    result = planning.engine.plan(problem)
+    assert {p.session.id for p in result.proposals} == {gone.session_id, kept.session_id}
+    # Meanwhile: the practice cancels one session; the other's clinician withdraws.
+    async with pool.acquire() as conn, conn.transaction():
+        await repository.release(conn, gone.session_id, status="cancelled")
+        await conn.execute(
+            "UPDATE availability SET withdrawn = true WHERE clinician_id = $1", second
+        )
+    async with pool.acquire() as conn, conn.transaction():
+        made = await planning.apply_plan(
+            conn, region=region, problem=problem, result=result, emitter=emitter, cause=None
+        )
+    assert made == 0
+    assert await _offers(pool, region) == []
+    assert await pool.fetchval("SELECT count(*) FROM plan_requests WHERE region = $1", region) == 1
