@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.matching import SCHEMA, planning, repository
+from services.matching import SCHEMA, engine, planning, repository
 from services.matching.domain import Window
 from shared.catalogue import Profession, Sector
 from shared.db.types import Conn
@@ -356,7 +356,7 @@ async def test_a_plan_overtaken_while_it_was_made_offers_nothing_stale(
         await _gp_window(conn, region, second, until=START + timedelta(hours=40))
     async with pool.acquire() as conn:
         problem = await planning.read_problem(conn, region=region, now=datetime.now(UTC))
-    result = planning.engine.plan(problem)
+    result = engine.plan(problem)
     assert {p.session.id for p in result.proposals} == {gone.session_id, kept.session_id}
     # Meanwhile: the practice cancels one session; the other's clinician withdraws.
     async with pool.acquire() as conn, conn.transaction():
