@@ -75,6 +75,7 @@ class Runtime:
                 "rewinds": progress.rewinds,
                 "lag": progress.lag,
                 "total_lag": sum(progress.lag.values()),
+                "lag_s": round(progress.lag_s(), 3),
                 "last_progress_s_ago": round(time.monotonic() - progress.last_progress, 1),
             }
             stalled = self.consumer.stalled(self.settings.stall_s)
@@ -168,7 +169,7 @@ async def running(
     ]
     if consumer is not None:
         tasks.append(
-            asyncio.create_task(consumer.watch(settings.topic_check_s), name=f"{service}-watch")
+            asyncio.create_task(consumer.watch(settings.lag_check_s), name=f"{service}-watch")
         )
     try:
         yield runtime

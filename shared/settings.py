@@ -75,3 +75,9 @@ class ServiceSettings(BaseSettings):
         validation_alias=AliasChoices("FAIRSHARE_PRUNE_EVERY_S"),
         description="How often published outbox rows and old inbox rows are pruned.",
     )
+    lag_check_s: float = Field(
+        default=1.0,
+        gt=0,
+        validation_alias=AliasChoices("FAIRSHARE_LAG_CHECK_S"),
+        description="How often a consumer measures its lag and checks its positions.",
+    )

@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -145,6 +146,14 @@ class Progress:
     lag: dict[str, int] = field(default_factory=dict)
     lag_checked: float | None = None
     rewinds: int = 0
+    last_event_at: datetime | None = None
+
+    def lag_s(self) -> float:
+        """How far behind the consumer is, in seconds: 0 when nothing waits, else the age
+        (since it happened) of the event it handled last."""
+        if not sum(self.lag.values()) or self.last_event_at is None:
+            return 0.0
+        return max(0.0, (datetime.now(UTC) - self.last_event_at).total_seconds())
 
     def moved(self) -> None:
         """A message was dealt with, one way or another."""
@@ -209,6 +218,7 @@ class EventConsumer:
         except Undeliverable as exc:
             await self._dead_letter(topic, key, body, str(exc), record)
             return False
+        self.progress.last_event_at = envelope.occurred_at
         handler = self.handlers.get(envelope.type)
         if handler is None:
             self.progress.passed_over += 1
