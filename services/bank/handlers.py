@@ -77,7 +77,7 @@ async def on_session_amended(conn: Conn, envelope: Envelope[Any]) -> None:
     data: SessionAmended = envelope.data
     starts, ends, role = data.starts_at, data.ends_at, data.role.value
     await repository.hear_amended(conn, data.session_id, starts_at=starts, ends_at=ends, role=role)
-    for clinician in await repository.withdraw_reshaped_offers(
+    for clinician in await repository.close_reshaped_offers(
         conn, data.session_id, starts_at=starts, ends_at=ends, role=role
     ):
         await repository.wake_app(conn, clinician)

@@ -393,14 +393,22 @@ async def hear_amended(
     )
 
 
-async def withdraw_reshaped_offers(
+async def close_reshaped_offers(
     conn: Conn, session_id: uuid.UUID, *, starts_at: datetime, ends_at: datetime, role: str
 ) -> list[uuid.UUID]:
-    """Withdraw unanswered offers of the session as it stood before; the clinicians."""
+    """Close offers and bookings of the session as it stood before; the clinicians.
+
+    Matching releases any booking whose time or role changed, whether or not the
+    organisation knew of the booking when it made the change (``released_clinician_id``
+    names the clinician only when it did), so the bank follows the shape, not the name.
+    """
     rows = await conn.fetch(
-        "UPDATE offers SET status = 'withdrawn',"
-        " refusal = 'The organisation changed the session before you answered.'"
-        " WHERE session_id = $1 AND status = 'offered'"
+        "UPDATE offers SET status = CASE WHEN status = 'offered' THEN 'withdrawn'"
+        " ELSE 'cancelled' END,"
+        " refusal = CASE WHEN status = 'offered'"
+        " THEN 'The organisation changed the session before you answered.'"
+        " ELSE 'The organisation changed the session''s time or role; you are not booked.' END"
+        " WHERE session_id = $1 AND status IN ('offered', 'accepted', 'booked')"
         " AND (starts_at, ends_at, role) IS DISTINCT FROM ($2, $3, $4) RETURNING clinician_id",
         session_id,
         starts_at,

@@ -163,12 +163,13 @@ async def tried_pairs(
 ) -> frozenset[tuple[uuid.UUID, uuid.UUID]]:
     """(session, clinician) pairs not to offer again: offered before, live or not.
 
-    Offers withdrawn because the organisation changed the session don't count: the
-    clinician never said no to the session as it now stands.
+    Only offers of the session as it now stands count (same time, not withdrawn): the
+    clinician never said no to a session the organisation has since moved.
     """
     rows = await conn.fetch(
         "SELECT o.session_id, o.clinician_id FROM offers o JOIN sessions s ON s.id = o.session_id"
         " WHERE o.region = $1 AND s.status = 'open' AND o.status <> 'withdrawn'"
+        " AND o.starts_at = s.starts_at AND o.ends_at = s.ends_at"
         " AND ($2::timestamptz IS NULL OR (s.starts_at < $3 AND s.ends_at > $2))",
         region,
         *_span(span),
@@ -217,7 +218,8 @@ async def still_offerable(conn: Conn, proposal: Proposal, now: datetime) -> bool
         "   AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.session_id = s.id"
         "     AND (o.status = 'accepted' OR (o.status = 'offered' AND o.expires_at > $5))))"
         " AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.session_id = $1"
-        "   AND o.clinician_id = $2 AND o.status <> 'withdrawn')"
+        "   AND o.clinician_id = $2 AND o.status <> 'withdrawn'"
+        "   AND o.starts_at = $3 AND o.ends_at = $4)"
         " AND NOT EXISTS (SELECT 1 FROM bookings b WHERE b.clinician_id = $2"
         "   AND b.starts_at < $4 AND b.ends_at > $3)"
         " AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.clinician_id = $2"
@@ -345,12 +347,12 @@ async def close_session(
 
 
 async def cancel_booking(conn: Conn, offer_id: uuid.UUID, clinician_id: uuid.UUID) -> bool:
-    """The clinician gave the booking up; True if there was one to give up.
+    """The clinician gave the booking up; True if that freed the session or the offer.
 
     An offer still standing is marked cancelled too, so that its acceptance, should it
-    be handled later, books nothing.
+    be handled later, books nothing, and the session goes to someone else now.
     """
-    await conn.execute(
+    offered: str = await conn.execute(
         "UPDATE offers SET status = 'cancelled' WHERE id = $1 AND clinician_id = $2"
         " AND status IN ('offered', 'accepted')",
         offer_id,
@@ -361,12 +363,11 @@ async def cancel_booking(conn: Conn, offer_id: uuid.UUID, clinician_id: uuid.UUI
         offer_id,
         clinician_id,
     )
-    if deleted is None:
-        return False
-    await conn.execute(
-        "UPDATE sessions SET status = 'open' WHERE id = $1 AND status = 'filled'", deleted
-    )
-    return True
+    if deleted is not None:
+        await conn.execute(
+            "UPDATE sessions SET status = 'open' WHERE id = $1 AND status = 'filled'", deleted
+        )
+    return deleted is not None or offered.endswith(" 1")
 
 
 async def withdraw_window(

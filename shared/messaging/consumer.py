@@ -21,7 +21,8 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -174,9 +175,15 @@ class EventConsumer:
     retry_delay_s: float = 0.5
     max_retry_delay_s: float = 30.0
     max_attempts: int = 5
+    max_batch: int = 200
     progress: Progress = field(default_factory=Progress)
     subscriber: Any = None
     _attempts: dict[uuid.UUID, int] = field(default_factory=dict, repr=False)
+    # Records already parked: a batch rewound for another message's retry brings them
+    # back, and they should reach the dead-letter topic once, not once per retry.
+    _parked: OrderedDict[tuple[str, int, int], None] = field(
+        default_factory=OrderedDict, repr=False
+    )
 
     @property
     def group_id(self) -> str:
@@ -190,25 +197,88 @@ class EventConsumer:
     def subscribe(self, broker: KafkaBroker) -> None:
         """Register one subscriber for all topics (one group join, not one per topic)."""
 
-        # NACK_ON_ERROR commits each message after it is handled and rewinds on an
-        # exception: at-least-once, where FastStream's default would be at-most-once.
+        # NACK_ON_ERROR commits a batch after it is handled and rewinds each partition
+        # to the batch's first record on an exception: at-least-once, where FastStream's
+        # default would be at-most-once.
         subscriber = broker.subscriber(
             *self.topics(),
             group_id=self.group_id,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
             title=f"{self.service}-consumer",
+            batch=True,
+            max_records=self.max_batch,
             # The body stays bytes: parse() is the one place a message is read, and
             # FastStream's own JSON decoding would die of a nesting bomb before it.
             decoder=_raw_body,
         )
 
         @subscriber
-        async def on_message(message: KafkaMessage) -> None:
-            record: ConsumerRecord[bytes, bytes] = message.raw_message
-            await self.handle(record.topic, record.key, message.body, record)
+        async def on_batch(message: KafkaMessage) -> None:
+            records: tuple[ConsumerRecord[bytes, bytes], ...] = message.raw_message
+            await self.handle_batch(records)
 
         self.subscriber = subscriber
+
+    async def handle_batch(self, records: Sequence[Any]) -> None:
+        """Handle what one fetch brought, in one transaction.
+
+        One transaction (one commit) for the batch rather than one per message is what
+        lets a consumer keep up with a busy region. Messages that can't be parsed are
+        parked first; if any handler fails, the transaction is rolled back and each
+        message is handled on its own, with its own retries and parking (those
+        already handled on their own are then duplicates, dropped by the inbox).
+        """
+        started = time.perf_counter()
+        work: list[tuple[Any, Envelope[Any], Handler]] = []
+        for record in records:
+            try:
+                envelope = parse(record.topic.removeprefix(self.topic_prefix), record.value)
+            except Undeliverable as exc:
+                await self._dead_letter(record.topic, record.key, record.value, str(exc), record)
+                continue
+            self.progress.last_event_at = envelope.occurred_at
+            handler = self.handlers.get(envelope.type)
+            if handler is None:
+                self.progress.passed_over += 1
+                continue
+            work.append((record, envelope, handler))
+        if not work:
+            self.progress.moved()
+            return
+        fresh: list[bool] = []
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                for _, envelope, handler in work:
+                    claimed = await inbox.claim(
+                        conn, event_id=envelope.event_id, event_type=envelope.type
+                    )
+                    if claimed:
+                        await handler(conn, envelope)
+                    fresh.append(claimed)
+        except Exception as exc:
+            log.warning(
+                "batch failed; handling its messages one by one",
+                error=f"{type(exc).__name__}: {exc}"[:300],
+                messages=len(work),
+            )
+            for record, _, _ in work:
+                await self.handle(record.topic, record.key, record.value, record)
+            return
+        ms = round((time.perf_counter() - started) * 1000, 2)
+        for (_, envelope, _), claimed in zip(work, fresh, strict=True):
+            log.info(
+                "event handled" if claimed else "duplicate event ignored",
+                event_id=str(envelope.event_id),
+                event_type=envelope.type,
+                correlation_id=str(envelope.correlation_id),
+                region=envelope.region,
+                batch=len(work),
+                batch_ms=ms,
+            )
+        self.progress.handled += sum(fresh)
+        self.progress.duplicates += len(fresh) - sum(fresh)
+        self.progress.moved()
 
     async def handle(self, topic: str, key: bytes | None, body: bytes, record: Any = None) -> bool:
         """Handle one message; True if it had an effect, False if passed over or parked."""
@@ -345,6 +415,10 @@ class EventConsumer:
     async def _dead_letter(
         self, topic: str, key: bytes | None, body: bytes, reason: str, record: Any
     ) -> None:
+        if record is not None:
+            where = (record.topic, record.partition, record.offset)
+            if where in self._parked:
+                return
         headers = {
             "dlq-reason": reason[:2000],
             "dlq-source-topic": topic,
@@ -359,6 +433,10 @@ class EventConsumer:
             value=body,
             headers=headers,
         )
+        if record is not None:
+            self._parked[(record.topic, record.partition, record.offset)] = None
+            if len(self._parked) > 10_000:
+                self._parked.popitem(last=False)
         self.progress.dead_lettered += 1
         self.progress.moved()
         log.warning("message dead-lettered", source_topic=topic, reason=reason[:300])
