@@ -3,6 +3,8 @@
 ``fairshare bench intake`` registers organisations of its own (region BEN) in the
 running system's vacancies schema, then posts signed sessions to the web hook: single
 posts on an open-loop schedule, then batches, and prints throughput and latency.
+``fairshare bench sustained`` (``fairshare.bench_load``) holds a posting rate for minutes
+while sampling every service's lag.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from rich.table import Table
 from standardwebhooks import Webhook
 
 from fairshare import bench_intake as calc
+from fairshare import bench_load
 from fairshare.cli import DEFAULT_DATA_DIR, DataDir, console, database_url
 from shared.catalogue import REGION_PATTERN
 
@@ -474,3 +477,6 @@ def matching(
     for key, value in result.items():
         table.add_row(key, json.dumps(value))
     console.print(table)
+
+
+bench_app.command("sustained")(bench_load.sustained)
