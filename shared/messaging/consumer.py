@@ -147,14 +147,28 @@ class Progress:
     lag: dict[str, int] = field(default_factory=dict)
     lag_checked: float | None = None
     rewinds: int = 0
-    last_event_at: datetime | None = None
+    last_age_s: float = 0.0
+    lag_since: float | None = None
+
+    def saw(self, occurred_at: datetime) -> None:
+        """An event was read: remember how old it was when its turn came."""
+        self.last_age_s = max(0.0, (datetime.now(UTC) - occurred_at).total_seconds())
+
+    def measured(self, lag: dict[str, int]) -> None:
+        """Messages waiting per partition, as just measured."""
+        if sum(lag.values()) and not sum(self.lag.values()):
+            self.lag_since = time.monotonic()
+        self.lag = lag
+        self.lag_checked = time.monotonic()
 
     def lag_s(self) -> float:
-        """How far behind the consumer is, in seconds: 0 when nothing waits, else the age
-        (since it happened) of the event it handled last."""
-        if not sum(self.lag.values()) or self.last_event_at is None:
+        """How far behind the consumer is, in seconds: 0 when nothing waits; else how old
+        the last event was when its turn came, or, if longer, how long messages have
+        waited with nothing handled."""
+        if not sum(self.lag.values()):
             return 0.0
-        return max(0.0, (datetime.now(UTC) - self.last_event_at).total_seconds())
+        waiting = time.monotonic() - max(self.last_progress, self.lag_since or 0.0)
+        return max(self.last_age_s, waiting)
 
     def moved(self) -> None:
         """A message was dealt with, one way or another."""
@@ -237,7 +251,7 @@ class EventConsumer:
             except Undeliverable as exc:
                 await self._dead_letter(record.topic, record.key, record.value, str(exc), record)
                 continue
-            self.progress.last_event_at = envelope.occurred_at
+            self.progress.saw(envelope.occurred_at)
             handler = self.handlers.get(envelope.type)
             if handler is None:
                 self.progress.passed_over += 1
@@ -288,7 +302,7 @@ class EventConsumer:
         except Undeliverable as exc:
             await self._dead_letter(topic, key, body, str(exc), record)
             return False
-        self.progress.last_event_at = envelope.occurred_at
+        self.progress.saw(envelope.occurred_at)
         handler = self.handlers.get(envelope.type)
         if handler is None:
             self.progress.passed_over += 1
@@ -369,8 +383,7 @@ class EventConsumer:
             return
         partitions = list(consumer.assignment())
         if not partitions:
-            self.progress.lag = {}
-            self.progress.lag_checked = time.monotonic()
+            self.progress.measured({})
             return
         ends = await asyncio.wait_for(consumer.end_offsets(partitions), timeout=10)
         lag: dict[str, int] = {}
@@ -389,8 +402,7 @@ class EventConsumer:
                 self.progress.rewinds += 1
                 position = 0
             lag[f"{tp.topic}[{tp.partition}]"] = max(0, end - position)
-        self.progress.lag = lag
-        self.progress.lag_checked = time.monotonic()
+        self.progress.measured(lag)
 
     async def watch(self, every_s: float) -> None:
         """Check positions every ``every_s`` seconds until cancelled."""
