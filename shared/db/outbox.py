@@ -182,14 +182,21 @@ class Relay:
             }
             acked: dict[Partition, int] = {}
             reset: list[str] = []
-            for row in rows:
-                payload: dict[str, Any] = row["payload"]
-                where = await self.publisher.publish(
-                    topic=row["topic"],
-                    key=row["message_key"],
-                    value=encode(payload),
-                    headers=headers_for(payload),
-                )
+            messages = [
+                {
+                    "topic": row["topic"],
+                    "key": row["message_key"],
+                    "value": encode(row["payload"]),
+                    "headers": headers_for(row["payload"]),
+                }
+                for row in rows
+            ]
+            many = getattr(self.publisher, "publish_many", None)
+            if many is not None:
+                positions = await many(messages)
+            else:
+                positions = [await self.publisher.publish(**m) for m in messages]
+            for row, where in zip(rows, positions, strict=True):
                 if where is None:
                     continue
                 tp = (row["topic"], where[0])

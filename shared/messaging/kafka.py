@@ -50,6 +50,29 @@ class KafkaPublisher:
             return partition, offset
         return None
 
+    async def publish_many(self, messages: list[dict[str, Any]]) -> list[tuple[int, int] | None]:
+        """Send many messages at once and await every ack; positions in the same order.
+
+        One await per message capped the outbox relay at a few hundred a second. The
+        producer keeps the order within a partition (one batch in flight per partition).
+        """
+        futures = [
+            await self._broker.publish(
+                m["value"],
+                topic=m["topic"],
+                key=m["key"].encode(),
+                headers=m["headers"],
+                no_confirm=True,
+            )
+            for m in messages
+        ]
+        positions: list[tuple[int, int] | None] = []
+        for meta in await asyncio.gather(*futures):
+            partition, offset = getattr(meta, "partition", None), getattr(meta, "offset", None)
+            ok = isinstance(partition, int) and isinstance(offset, int)
+            positions.append((partition, offset) if ok else None)  # type: ignore[arg-type]
+        return positions
+
     async def _started_reader(self) -> AIOKafkaConsumer:
         if self._bootstrap is None:
             msg = "reading the broker's logs needs the bootstrap address"
@@ -66,14 +89,38 @@ class KafkaPublisher:
         await reader.topics()
 
     async def end_offsets(self, partitions: list[Partition]) -> dict[Partition, int]:
-        """Next offset of each partition's log; 0 for a topic the broker no longer has."""
-        reader = await self._started_reader()
-        known = await asyncio.wait_for(reader.topics(), timeout=10)  # always asks the broker
+        """Next offset of each partition's log; 0 for a topic the broker no longer has.
+
+        Read as the high watermark of a fetch, not with ListOffsets: Tansu answers
+        ListOffsets with the first offset of the last record batch plus one, short of
+        the end whenever that batch held more than one record (checked against Tansu
+        0.6 here), which would look like a lost log. A fresh reader each time, so that
+        no high watermark from before a broker restart can stand in for the new one.
+        """
+        known = await asyncio.wait_for((await self._started_reader()).topics(), timeout=10)
         ends = {(t, p): 0 for t, p in partitions if t not in known}
         present = [TopicPartition(t, p) for t, p in partitions if t in known]
-        if present:
-            found = await asyncio.wait_for(reader.end_offsets(present), timeout=10)
-            ends.update({(tp.topic, tp.partition): offset for tp, offset in found.items()})
+        if not present:
+            return ends
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=1024,
+        )
+        await asyncio.wait_for(reader.start(), timeout=10)
+        try:
+            reader.assign(present)
+            for tp in present:
+                reader.seek(tp, 0)
+            deadline = asyncio.get_running_loop().time() + 10
+            while any(reader.highwater(tp) is None for tp in present):
+                if asyncio.get_running_loop().time() > deadline:
+                    msg = "the broker gave no high watermark within 10 s"
+                    raise TimeoutError(msg)
+                await reader.getmany(*present, timeout_ms=200, max_records=1)
+            ends.update({(tp.topic, tp.partition): reader.highwater(tp) or 0 for tp in present})
+        finally:
+            await reader.stop()
         return ends
 
     async def close(self) -> None:
