@@ -18,7 +18,7 @@ def create_app(settings: MatchingSettings) -> FastAPI:
     """The matching app: consumes the bank's and vacancies' events, publishes offers."""
 
     async def sweep(runtime: Runtime) -> None:
-        await handlers.sweep_forever(runtime, settings.sweep_s)
+        await handlers.sweep_forever(runtime, settings.sweep_s, settings.full_sweep_s)
 
     async def planner(runtime: Runtime) -> None:
         await handlers.plan_due_forever(runtime, settings.plan_poll_s)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -70,34 +71,41 @@ def handlers(emitter: Emitter, *, debounce_s: float = 0.2) -> dict[str, Handler]
     async def on_session_amended(conn: Conn, envelope: Envelope[Any]) -> None:
         """A changed time, role or skills voids bookings and offers: plan it afresh."""
         data: SessionAmended = envelope.data
+        before = await repository.session_span(conn, data.session_id)
         if await repository.update_session(conn, envelope.region, data):
             await repository.release(conn, data.session_id, status="open")
-            await plan_soon(conn, envelope.region, None)
+            # Its clinician is free at the old time; the session needs one at the new.
+            await plan_soon(conn, envelope.region, _union(before, (data.starts_at, data.ends_at)))
 
     async def on_session_closed(conn: Conn, envelope: Envelope[Any]) -> None:
         """Cancelled or started unfilled: nothing more to offer, and its clinician is free."""
         status = "cancelled" if envelope.type == "session.cancelled" else "unfilled"
         await repository.close_session(conn, envelope.region, envelope.data, status=status)
-        await plan_soon(conn, envelope.region, None)
+        await plan_soon(conn, envelope.region, (envelope.data.starts_at, envelope.data.ends_at))
 
     async def on_booking_cancelled(conn: Conn, envelope: Envelope[Any]) -> None:
         """The clinician gave it up: offer the session to someone else."""
         data: BookingCancelled = envelope.data
         if await repository.cancel_booking(conn, data.offer_id, data.clinician_id):
-            await plan_soon(conn, envelope.region, None)
+            await plan_soon(conn, envelope.region, await repository.offer_span(conn, data.offer_id))
 
     async def on_availability_withdrawn(conn: Conn, envelope: Envelope[Any]) -> None:
         """Time taken back: its unanswered offers go to someone else."""
         data: AvailabilityWithdrawn = envelope.data
         span = await repository.withdraw_window(conn, data.availability_id, data.clinician_id)
         if span and await repository.withdraw_offers_within(conn, data.clinician_id, *span):
-            await plan_soon(conn, envelope.region, None)
+            await plan_soon(conn, envelope.region, span)
 
     async def on_offer_declined(conn: Conn, envelope: Envelope[Any]) -> None:
         """No thank you: cascade to the next eligible clinician."""
         data: OfferDeclined = envelope.data
         if await repository.decline(conn, data.offer_id, data.clinician_id):
-            await plan_soon(conn, envelope.region, None)
+            await plan_soon(conn, envelope.region, await repository.offer_span(conn, data.offer_id))
+
+    def _union(a: repository.Span, b: repository.Span) -> repository.Span:
+        if a is None or b is None:
+            return a or b
+        return (min(a[0], b[0]), max(a[1], b[1]))
 
     async def on_clinician_transferred(conn: Conn, envelope: Envelope[Any]) -> None:
         """A permanent move between sectors: into the ledger, and plan with the new home."""
@@ -138,17 +146,36 @@ async def plan_due_forever(runtime: Runtime, poll_s: float) -> None:
             log.exception("planning failed")
 
 
-async def sweep_forever(runtime: Runtime, every_s: float) -> None:
-    """Re-plan every region with open sessions, so expired offers pass to the next."""
+async def sweep_forever(runtime: Runtime, every_s: float, full_every_s: float) -> None:
+    """Plan again where offers have expired, every ``every_s``; every region whole, every
+    ``full_every_s``.
+
+    Events ask for the stretch of time they touch; an offer expiring is no event, so
+    the sweep asks for its stretch. Planning every region whole on every sweep kept a
+    core busy re-planning thousands of sessions nothing had changed for; the rare full
+    sweep remains for what no stretch captures (cap room freed far away in time, or a
+    request lost with a crash).
+    """
+    last = datetime.now(UTC)
+    last_full = time.monotonic()
     while True:
         await asyncio.sleep(every_s)
         try:
             now = datetime.now(UTC)
+            expired = await repository.expired_offer_spans(runtime.pool, after=last, until=now)
+            if expired:
+                async with runtime.pool.acquire() as conn, conn.transaction():
+                    for region, span in expired.items():
+                        await repository.request_plan(conn, region, span, due_at=now)
+            last = now
+            if time.monotonic() - last_full < full_every_s:
+                continue
+            last_full = time.monotonic()
             for region in await repository.regions_with_open_sessions(runtime.pool, now):
                 made = await planning.replan_detached(
                     runtime.pool, region=region, emitter=runtime.emitter
                 )
                 if made:
-                    log.info("sweep made offers", region=region, offers=made)
+                    log.info("full sweep made offers", region=region, offers=made)
         except Exception:  # a failed sweep is retried at the next tick
             log.exception("sweep failed")

@@ -370,6 +370,31 @@ async def cancel_booking(conn: Conn, offer_id: uuid.UUID, clinician_id: uuid.UUI
     return deleted is not None or offered.endswith(" 1")
 
 
+async def session_span(conn: Conn, session_id: uuid.UUID) -> Span:
+    """The session's time as matching holds it, if it holds the session."""
+    row = await conn.fetchrow("SELECT starts_at, ends_at FROM sessions WHERE id = $1", session_id)
+    return (row["starts_at"], row["ends_at"]) if row else None
+
+
+async def offer_span(conn: Conn, offer_id: uuid.UUID) -> Span:
+    """The time of the session an offer was made for (as it stood then)."""
+    row = await conn.fetchrow("SELECT starts_at, ends_at FROM offers WHERE id = $1", offer_id)
+    return (row["starts_at"], row["ends_at"]) if row else None
+
+
+async def expired_offer_spans(
+    pool: asyncpg.Pool, *, after: datetime, until: datetime
+) -> dict[str, tuple[datetime, datetime]]:
+    """Per region, the stretch of time of offers that expired in (after, until]."""
+    rows = await pool.fetch(
+        "SELECT region, min(starts_at) AS starts_at, max(ends_at) AS ends_at FROM offers"
+        " WHERE status = 'offered' AND expires_at > $1 AND expires_at <= $2 GROUP BY region",
+        after,
+        until,
+    )
+    return {r["region"]: (r["starts_at"], r["ends_at"]) for r in rows}
+
+
 async def withdraw_window(
     conn: Conn, availability_id: uuid.UUID, clinician_id: uuid.UUID
 ) -> tuple[datetime, datetime] | None:

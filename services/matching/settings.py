@@ -19,7 +19,13 @@ class MatchingSettings(ServiceSettings):
         default=15.0,
         gt=0,
         validation_alias=AliasChoices("FAIRSHARE_MATCHING_SWEEP_S"),
-        description="How often every region is re-planned, so expired offers move on.",
+        description="How often expired offers' time is planned again, so they move on.",
+    )
+    full_sweep_s: float = Field(
+        default=300.0,
+        gt=0,
+        validation_alias=AliasChoices("FAIRSHARE_MATCHING_FULL_SWEEP_S"),
+        description="How often every region with open sessions is planned whole.",
     )
     debounce_s: float = Field(
         default=0.2,
