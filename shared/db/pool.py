@@ -25,6 +25,15 @@ async def _init_connection(conn: Conn) -> None:
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """Release a connection without asyncpg's reset query (one round trip per release).
+
+    That query (RESET ALL, UNLISTEN *, advisory unlock, CLOSE ALL) undoes session state;
+    pooled connections hold none: advisory locks are per transaction, LISTEN has its own
+    connections, and settings come at connect. An open transaction is still rolled back.
+    """
+
+
 async def create_pool(dsn: str, schema: str, *, max_size: int = 10) -> asyncpg.Pool:
     """Open a pool whose connections resolve unqualified names in ``schema`` first."""
     check_schema(schema)
@@ -34,6 +43,7 @@ async def create_pool(dsn: str, schema: str, *, max_size: int = 10) -> asyncpg.P
         max_size=max_size,
         server_settings={"search_path": f"{schema},public"},
         init=_init_connection,
+        reset=_keep_session,
     )
     assert pool is not None  # asyncpg types the pool as optional only for the awaited form
     return pool
