@@ -246,6 +246,9 @@ class EventConsumer:
         started = time.perf_counter()
         work: list[tuple[Any, Envelope[Any], Handler]] = []
         for record in records:
+            if self._not_ours(record):
+                self.progress.passed_over += 1
+                continue
             try:
                 envelope = parse(record.topic.removeprefix(self.topic_prefix), record.value)
             except Undeliverable as exc:
@@ -293,6 +296,22 @@ class EventConsumer:
         self.progress.handled += sum(fresh)
         self.progress.duplicates += len(fresh) - sum(fresh)
         self.progress.moved()
+
+    def _not_ours(self, record: Any) -> bool:
+        """Whether the record's ``event-type`` header names a type of its stream that this
+        service does not handle: passed over without reading the body. (A stream carries
+        every event of its producer; most are some other service's business, and reading
+        each one cost more than handling ours.) Without the header, the body decides."""
+        for name, value in record.headers or ():
+            if name == "event-type":
+                spec = EVENTS.get(value.decode(errors="replace"))
+                stream = record.topic.removeprefix(self.topic_prefix)
+                return (
+                    spec is not None
+                    and spec.type not in self.handlers
+                    and stream == stream_for(spec.producer)
+                )
+        return False
 
     async def handle(self, topic: str, key: bytes | None, body: bytes, record: Any = None) -> bool:
         """Handle one message; True if it had an effect, False if passed over or parked."""

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
 
-from shared.messaging.consumer import Progress
+from shared.messaging.consumer import EventConsumer, Progress
 
 
 def test_no_lag_when_nothing_waits() -> None:
@@ -42,3 +44,30 @@ def test_messages_waiting_with_nothing_handled_count_up() -> None:
     progress.lag_since = time.monotonic() - 20
     progress.last_progress = time.monotonic() - 30
     assert 19.5 < progress.lag_s() < 21
+
+
+def _record(event_type: str | None, topic: str = "p.vacancies.events") -> SimpleNamespace:
+    headers = [("event-type", event_type.encode())] if event_type else []
+    return SimpleNamespace(topic=topic, headers=headers)
+
+
+def test_other_services_events_are_passed_over_by_their_header() -> None:
+    """A type of the stream that this service does not handle is passed over unread; its
+    own types, a type from another producer's stream (which the body must then explain to
+    the dead-letter topic) and a record without the header are read."""
+
+    async def handler(*_: object) -> None: ...
+
+    unused: Any = None
+    consumer = EventConsumer(
+        service="x",
+        pool=unused,
+        dead_letters=unused,
+        handlers={"session.posted": handler},
+        topic_prefix="p.",
+    )
+    assert consumer._not_ours(_record("session.amended"))
+    assert not consumer._not_ours(_record("session.posted"))
+    assert not consumer._not_ours(_record("session.offered"))
+    assert not consumer._not_ours(_record(None))
+    assert not consumer._not_ours(_record("no.such.type"))
