@@ -136,6 +136,22 @@ def webhook_post(
         raise typer.Exit(1)
 
 
+@app.command()
+def check(
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    wait: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait for events in flight to be handled.")
+    ] = 60,
+) -> None:
+    """Check that the four services agree; print each problem (or "consistent")."""
+    from fairshare.consistency import report, run_check  # noqa: PLC0415
+
+    found, notes = asyncio.run(run_check(database_url(data_dir), wait_s=wait))
+    print(report(found, notes))
+    if found:
+        raise typer.Exit(1)
+
+
 def _register_admin() -> None:
     # Imported late: the admin commands need this module's helpers defined first.
     from fairshare import admin_cli  # noqa: PLC0415

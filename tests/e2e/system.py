@@ -61,9 +61,15 @@ class DevSystem:
         return procs
 
 
-def _free_block(width: int) -> int:
+def ports_below_ephemeral(width: int) -> int:
+    """First of ``width`` free ports below Linux's ephemeral range (32768 up).
+
+    A killed service, or the broker, binds its port again: a port of the ephemeral
+    range can meanwhile be the local end of some outgoing connection (a Kafka or HTTP
+    client's), and the restarted process then can't bind it for as long as that lasts.
+    """
     for _ in range(200):
-        base = random.randint(20000, 40000)
+        base = random.randrange(20000, 32768 - width)
         if not any(port_in_use(base + i) for i in range(width)):
             return base
     msg = "no free block of ports"
@@ -72,8 +78,8 @@ def _free_block(width: int) -> int:
 
 def start_system(data_dir: Path, *, timeout_s: float = 120) -> DevSystem:
     """Start the whole system and wait for its 'up' banner."""
-    kafka_port = _free_block(1)
-    base_port = _free_block(len(SERVICES))
+    kafka_port = ports_below_ephemeral(1)
+    base_port = ports_below_ephemeral(len(SERVICES))
     log = data_dir.with_suffix(".log")
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAIRSHARE_")}
     started = time.monotonic()

@@ -25,7 +25,8 @@ import psutil
 import pytest
 
 from fairshare.dev import _Backoff
-from fairshare.infra import free_port, port_in_use, postgres_running, postmaster_pid
+from fairshare.infra import port_in_use, postgres_running, postmaster_pid
+from tests.e2e.system import ports_below_ephemeral
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 
@@ -126,15 +127,6 @@ def _wait_for(check: Callable[[], bool], within_s: float, what: str, dev: Dev) -
     return time.monotonic() - started
 
 
-def _free_base(width: int) -> int:
-    for _ in range(100):
-        base = free_port()
-        if base + width < 65536 and not any(port_in_use(base + i) for i in range(width)):
-            return base
-    msg = "no free block of ports"
-    raise RuntimeError(msg)
-
-
 def _clean_up(dev: Dev) -> None:
     """Stop the supervisor if it still runs, then kill anything of the system left over."""
     try:
@@ -168,8 +160,8 @@ def dev() -> Iterator[Dev]:
     # lock it out of its data directory).
     root = Path(tempfile.mkdtemp(prefix="fairshare-supervisor-"))
     root.chmod(0o755)
-    kafka_port = free_port()
-    base_port = _free_base(len(SERVICES))
+    kafka_port = ports_below_ephemeral(1)
+    base_port = ports_below_ephemeral(len(SERVICES))
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAIRSHARE_")}
     log = root / "dev.log"
     # No topic prefix needed: the broker is this test's own, on a port of its own.

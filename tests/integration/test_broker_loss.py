@@ -4,34 +4,25 @@ topics, its consumer rejoins, and events flow again."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from fairshare.infra import free_port, start_broker
+from fairshare.infra import start_broker
 from services.monitor.app import create_app
 from services.monitor.settings import MonitorSettings
 from shared.events import new_envelope
 from shared.events.registry import all_topics, topic_for
 from tests.conftest import Infra
 from tests.factories import session_posted
+from tests.integration.broker_support import own_broker
 from tests.integration.helpers import eventually, settings_for
 
+__all__ = ["own_broker"]  # the fixture, shared
+
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
-    """A Tansu broker of this test's own, which the test may kill and restart."""
-    port = free_port()
-    procs = [start_broker(port, log_file=tmp_path / "tansu.log")]
-    yield port, procs
-    for proc in procs:
-        proc.kill()
-        proc.wait()
 
 
 async def _topics(bootstrap: str) -> set[str]:

@@ -10,7 +10,7 @@ import contextlib
 import json
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from fairshare.infra import free_port, start_broker
 from shared.db.outbox import Relay
 from shared.db.pool import create_pool
 from shared.db.types import Conn
@@ -34,7 +33,10 @@ from shared.runtime import migrate
 from shared.settings import ServiceSettings
 from tests.conftest import Infra
 from tests.factories import session_posted
+from tests.integration.broker_support import own_broker, restart
 from tests.integration.helpers import eventually, read_topic, settings_for
+
+__all__ = ["own_broker"]  # the fixture, shared
 
 pytestmark = pytest.mark.integration
 
@@ -54,24 +56,6 @@ async def pool(infra: Infra, tmp_path: Path, topic_prefix: str) -> AsyncIterator
     p = await create_pool(infra.dsn, name)
     yield p
     await p.close()
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[tuple[int, list[subprocess.Popen[bytes]]]]:
-    """A Tansu broker of this test's own, which the test may kill and start again."""
-    port = free_port()
-    procs = [start_broker(port, log_file=tmp_path / "tansu.log")]
-    yield port, procs
-    for proc in procs:
-        proc.kill()
-        proc.wait()
-
-
-def _restart(port: int, procs: list[subprocess.Popen[bytes]], log: Path) -> None:
-    """Kill the broker and start an empty one on the same port: every log is gone."""
-    procs[-1].kill()
-    procs[-1].wait()
-    procs.append(start_broker(port, log_file=log))
 
 
 def _event(region: str, *, site: str = "Surgery") -> Envelope[SessionPosted]:
@@ -218,7 +202,7 @@ async def test_a_lost_broker_gets_the_producers_kept_events_again(
         assert await relay.once() == 5
         assert await on_broker() == {str(i) for i in first}
 
-        _restart(port, procs, tmp_path / "tansu-2.log")
+        restart(port, procs, tmp_path / "tansu-2.log")
         await ensure_topics(bootstrap, topic_prefix)
         assert await relay.verify(force=True) is True  # the log ends before our marks
         while await relay.once():
@@ -227,7 +211,7 @@ async def test_a_lost_broker_gets_the_producers_kept_events_again(
 
         # Lost again, and this time the relay publishes before any check: the broker's
         # acknowledgement, below what the partition held, gives it away.
-        _restart(port, procs, tmp_path / "tansu-3.log")
+        restart(port, procs, tmp_path / "tansu-3.log")
         await ensure_topics(bootstrap, topic_prefix)
         second = await emit(1)
         while await relay.once():
