@@ -2,4 +2,6 @@
 
 from fairshare.cli import app
 
-app()
+# Guarded: a spawned worker process (matching plans in one) imports this module again.
+if __name__ == "__main__":
+    app()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -17,11 +20,22 @@ from shared.runtime import Runtime, emitter_for
 def create_app(settings: MatchingSettings) -> FastAPI:
     """The matching app: consumes the bank's and vacancies' events, publishes offers."""
 
-    async def sweep(runtime: Runtime) -> None:
-        await handlers.sweep_forever(runtime, settings.sweep_s, settings.full_sweep_s)
-
-    async def planner(runtime: Runtime) -> None:
-        await handlers.plan_due_forever(runtime, settings.plan_poll_s)
+    async def planning(runtime: Runtime) -> None:
+        # Plans are computed in a process of their own: seconds of CPU for a busy region
+        # would otherwise hold Python's lock against the consumer in this one.
+        executor = (
+            ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            if settings.plan_in_subprocess
+            else None
+        )
+        try:
+            await asyncio.gather(
+                handlers.sweep_forever(runtime, settings.sweep_s, settings.full_sweep_s, executor),
+                handlers.plan_due_forever(runtime, settings.plan_poll_s, executor),
+            )
+        finally:
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
 
     return service_app(
         settings,
@@ -33,7 +47,7 @@ def create_app(settings: MatchingSettings) -> FastAPI:
         handlers=handlers.handlers(
             emitter_for(settings, service=SERVICE, schema=SCHEMA), debounce_s=settings.debounce_s
         ),
-        background=[sweep, planner],
+        background=[planning],
     )
 
 

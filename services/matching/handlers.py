@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -126,27 +127,31 @@ def handlers(emitter: Emitter, *, debounce_s: float = 0.2) -> dict[str, Handler]
     }
 
 
-async def plan_due(runtime: Runtime) -> int:
+async def plan_due(runtime: Runtime, executor: Executor | None = None) -> int:
     """Run every region's re-plan that has fallen due; return how many offers were made."""
     made = 0
     for region in await repository.due_plan_regions(runtime.pool, datetime.now(UTC)):
         made += await planning.run_request_detached(
-            runtime.pool, region=region, emitter=runtime.emitter
+            runtime.pool, region=region, emitter=runtime.emitter, executor=executor
         )
     return made
 
 
-async def plan_due_forever(runtime: Runtime, poll_s: float) -> None:
+async def plan_due_forever(
+    runtime: Runtime, poll_s: float, executor: Executor | None = None
+) -> None:
     """The debounced planner: a cheap poll for requests that have fallen due."""
     while True:
         await asyncio.sleep(poll_s)
         try:
-            await plan_due(runtime)
+            await plan_due(runtime, executor)
         except Exception:  # the request is asked for again and retried next poll
             log.exception("planning failed")
 
 
-async def sweep_forever(runtime: Runtime, every_s: float, full_every_s: float) -> None:
+async def sweep_forever(
+    runtime: Runtime, every_s: float, full_every_s: float, executor: Executor | None = None
+) -> None:
     """Plan again where offers have expired, every ``every_s``; every region whole, every
     ``full_every_s``.
 
@@ -173,7 +178,7 @@ async def sweep_forever(runtime: Runtime, every_s: float, full_every_s: float) -
             last_full = time.monotonic()
             for region in await repository.regions_with_open_sessions(runtime.pool, now):
                 made = await planning.replan_detached(
-                    runtime.pool, region=region, emitter=runtime.emitter
+                    runtime.pool, region=region, emitter=runtime.emitter, executor=executor
                 )
                 if made:
                     log.info("full sweep made offers", region=region, offers=made)

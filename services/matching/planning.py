@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -85,23 +86,29 @@ async def replan(
 
 
 async def replan_detached(
-    pool: asyncpg.Pool, *, region: str, emitter: Emitter, span: repository.Span = None
+    pool: asyncpg.Pool,
+    *,
+    region: str,
+    emitter: Emitter,
+    span: repository.Span = None,
+    executor: Executor | None = None,
 ) -> int:
     """``replan`` off the consumers' path: read, plan and write in three steps.
 
     Planning a region with thousands of open sessions takes seconds of CPU. Done inside
     one transaction, in the event loop, it held rows the consumers wait on and stopped
     them handling events at all. Here the problem is read in a short snapshot, planned
-    in a worker thread (the event loop, and so the consumer, carries on), and written in
-    a short transaction that checks every offer against the state by then: whatever
-    changed meanwhile is left out, and its stretch of time planned again.
+    by ``executor`` (the service passes a process of its own, so that planning holds
+    no lock the consumer needs, not even Python's; a worker thread otherwise), and
+    written in a short transaction that checks every offer against the state by then:
+    whatever changed meanwhile is left out, and its stretch of time planned again.
     """
     now = datetime.now(UTC)
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         problem = await read_problem(conn, region=region, now=now, span=span)
     if not problem.sessions:
         return 0
-    result = await asyncio.to_thread(engine.plan, problem)
+    result = await asyncio.get_running_loop().run_in_executor(executor, engine.plan, problem)
     async with pool.acquire() as conn, conn.transaction():
         await repository.lock_region(conn, region)
         return await apply_plan(
@@ -171,7 +178,9 @@ async def run_request(conn: Conn, *, region: str, emitter: Emitter) -> int:
     return await replan(conn, region=region, emitter=emitter, span=span)
 
 
-async def run_request_detached(pool: asyncpg.Pool, *, region: str, emitter: Emitter) -> int:
+async def run_request_detached(
+    pool: asyncpg.Pool, *, region: str, emitter: Emitter, executor: Executor | None = None
+) -> int:
     """``run_request`` off the consumers' path (see ``replan_detached``).
 
     The request is taken first; should planning fail it is asked for again, and should
@@ -182,7 +191,9 @@ async def run_request_detached(pool: asyncpg.Pool, *, region: str, emitter: Emit
     if not found:
         return 0
     try:
-        return await replan_detached(pool, region=region, emitter=emitter, span=span)
+        return await replan_detached(
+            pool, region=region, emitter=emitter, span=span, executor=executor
+        )
     except Exception:
         async with pool.acquire() as conn, conn.transaction():
             await repository.request_plan(conn, region, span, due_at=datetime.now(UTC))

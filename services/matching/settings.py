@@ -21,6 +21,11 @@ class MatchingSettings(ServiceSettings):
         validation_alias=AliasChoices("FAIRSHARE_MATCHING_SWEEP_S"),
         description="How often expired offers' time is planned again, so they move on.",
     )
+    plan_in_subprocess: bool = Field(
+        default=True,
+        validation_alias=AliasChoices("FAIRSHARE_MATCHING_PLAN_IN_SUBPROCESS"),
+        description="Compute plans in a worker process, not a thread of the service's own.",
+    )
     full_sweep_s: float = Field(
         default=300.0,
         gt=0,
