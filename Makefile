@@ -40,7 +40,7 @@ e2e: $(STAMP) /usr/bin/chromium
 	$(BIN)/pytest tests/e2e -q
 
 test: $(STAMP) /usr/bin/chromium lint types
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 asyncapi: $(STAMP)
 	$(BIN)/fairshare asyncapi

@@ -174,13 +174,34 @@ async def running(
     try:
         yield runtime
     finally:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await broker.stop()
-        await publisher.close()
-        await pool.close()
+        await _shut_down(tasks, broker, publisher, pool)
+
+
+async def _shut_down(
+    tasks: list[asyncio.Task[None]],
+    broker: KafkaBroker,
+    publisher: KafkaPublisher,
+    pool: asyncpg.Pool,
+) -> None:
+    """Stop in order, each step bounded: a stop that hangs must not keep the process up
+    (a supervisor or orchestrator would have to kill it, and a restart waits on that)."""
+    for task in tasks:
+        task.cancel()
+    steps: list[tuple[str, Any]] = [
+        ("background tasks", asyncio.gather(*tasks, return_exceptions=True)),
+        ("broker", broker.stop()),
+        ("log reader", publisher.close()),
+        ("database pool", pool.close()),
+    ]
+    for name, step in steps:
+        try:
+            await asyncio.wait_for(step, timeout=SHUTDOWN_STEP_S)
+        except (TimeoutError, Exception) as exc:
+            log.warning("shutdown step did not finish cleanly", step=name, error=repr(exc))
+    pool.terminate()  # anything still open after a stuck close
+
+
+SHUTDOWN_STEP_S = 5.0
 
 
 async def _prune_forever(runtime: Runtime) -> None:
