@@ -398,11 +398,12 @@ def test_fairshare_check_finds_the_system_consistent(run: Run) -> None:
     )
 
 
-def test_what_the_run_did(run: Run) -> None:
-    """Print the figures of every fault, and the totals; every fault was injected."""
+def test_what_the_run_did(run: Run, artifacts_dir: Path) -> None:
+    """Print the figures of every fault, and the totals (also kept in
+    test-artifacts/faults.txt); every fault was injected."""
     f = run.world.figures
-    print(
-        f"\n{len(run.rows)} faults injected in {time.monotonic() - run.started:.0f} s;"
+    summary = (
+        f"{len(run.rows)} faults injected in {time.monotonic() - run.started:.0f} s;"
         f" {f.posted} sessions posted ({f.batches} batches), {f.org_cancellations} cancelled"
         f" by practices, {f.accepted} offers accepted, {f.declined} declined,"
         f" {f.answer_refused} answers refused by the bank, {f.clinician_cancellations}"
@@ -410,8 +411,10 @@ def test_what_the_run_did(run: Run) -> None:
         f" {f.unanswered} deliveries never answered; callbacks: {len(run.world.receiver.received)}"
         f" received, {run.world.receiver.refused_on_purpose} refused once on purpose"
     )
+    print(f"\n{summary}")
     for row in run.rows:
         print(row)
+    (artifacts_dir / "faults.txt").write_text("\n".join([summary, *run.rows]) + "\n")
     assert len(run.rows) == len(FAULTS)
     assert f.posted > 0
     assert f.accepted > 0
