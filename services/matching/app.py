@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import ctypes.util
 import multiprocessing
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -17,6 +21,21 @@ from shared.logging import configure_logging
 from shared.runtime import Runtime, emitter_for
 
 
+def die_with_parent() -> None:
+    """In the planning process: be killed when the service dies, however it dies.
+
+    An orphaned worker would keep the service's output pipes open, and a supervisor
+    waiting for them to close would never see that the service died (Linux only; hand
+    written because the standard library offers no way to ask for it).
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
 def create_app(settings: MatchingSettings) -> FastAPI:
     """The matching app: consumes the bank's and vacancies' events, publishes offers."""
 
@@ -24,7 +43,11 @@ def create_app(settings: MatchingSettings) -> FastAPI:
         # Plans are computed in a process of their own: seconds of CPU for a busy region
         # would otherwise hold Python's lock against the consumer in this one.
         executor = (
-            ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=die_with_parent,
+            )
             if settings.plan_in_subprocess
             else None
         )
