@@ -131,5 +131,9 @@ def _clinician_rules(
         end = t + WEEK
         fixed = sum(_clip(b, t, end) for b in busy)
         terms = [(i, _clip(model.span(i), t, end)) for i in mine]
-        if fixed + sum(s for _, s in terms) > limit:
-            cp.add(sum(s * x[i] for i, s in terms if s) <= limit - fixed)
+        terms = [(i, s) for i, s in terms if s]
+        # Hours already past the limit (bookings from before, or elsewhere) bar every new
+        # shift in those 7 days, and nothing outside them: were the bound negative, the
+        # whole region's model would be infeasible for one clinician's history.
+        if terms and fixed + sum(s for _, s in terms) > limit:
+            cp.add(sum(s * x[i] for i, s in terms) <= max(0, limit - fixed))

@@ -55,10 +55,15 @@ def _rest_broken(a: Span, b: Span) -> bool:
     return not same_day and second[0] - first[1] < timedelta(hours=11)
 
 
-def _week_broken(spans: list[Span]) -> bool:
-    for t in [s for s, _ in spans] + [e - timedelta(days=7) for _, e in spans]:
+def _week_broken(spans: list[Span], busy: list[Span]) -> bool:
+    """Whether some 7 days that include a planned shift hold more than 48 hours: hours
+    past the limit in 7 days with no planned shift (history) are not the plan's doing."""
+    every = spans + busy
+    for t in [s for s, _ in every] + [e - timedelta(days=7) for _, e in every]:
         end = t + timedelta(days=7)
-        worked = sum(max(0.0, (min(e, end) - max(s, t)).total_seconds()) for s, e in spans)
+        if not any(s < end and e > t for s, e in spans):
+            continue
+        worked = sum(max(0.0, (min(e, end) - max(s, t)).total_seconds()) for s, e in every)
         if worked / 3600 > 48 + 1e-9:
             return True
     return False
@@ -86,7 +91,8 @@ def violations(problem: Problem, plan: Sequence[tuple[OpenSession, uuid.UUID]]) 
         mine[clinician].append((session.starts_at, session.ends_at))
     for clinician, spans in mine.items():
         person = _person(problem, clinician)
-        every = spans + [(c.starts_at, c.ends_at) for c in _busy(problem, clinician)]
+        busy = [(c.starts_at, c.ends_at) for c in _busy(problem, clinician)]
+        every = spans + busy
         for a, b in itertools.combinations(spans, 2):
             if a[0] < b[1] and b[0] < a[1]:
                 found.append(f"overlap for {clinician}")
@@ -94,7 +100,7 @@ def violations(problem: Problem, plan: Sequence[tuple[OpenSession, uuid.UUID]]) 
             continue
         if any(_rest_broken(a, b) for a in spans for b in every if a is not b):
             found.append(f"11-hour rest broken for {clinician}")
-        if not person.wtr_opt_out and _week_broken(every):
+        if not person.wtr_opt_out and _week_broken(spans, busy):
             found.append(f"48 hours broken for {clinician}")
     taken = {s.id for s, _ in plan}
     if problem.policy.home_first:

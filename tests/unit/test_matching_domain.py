@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from services.matching import exact
 from services.matching.domain import Commitment, OpenSession, Window, offer_expiry
 from services.matching.engine import Plan, Problem, Why, plan
 from services.matching.policy import Policy, SectorBalance
@@ -197,6 +198,51 @@ def test_forty_eight_hours_in_seven_days_unless_opted_out(path: int) -> None:
     assert len(_plan(days, [employed], exact_max_pairs=path).proposals) == 4
     opted_out = replace(employed, wtr_opt_out=True)
     assert len(_plan(days, [opted_out], exact_max_pairs=path).proposals) == 5
+
+
+def test_hours_past_the_limit_in_another_week_bar_nothing_new(
+    path: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clinician booked for 60 hours in the week before (booked before the rule, or
+    by hand) may still take a session 8 days on, and the exact model stays solvable:
+    one clinician's history once made the whole region's model infeasible."""
+    solved: list[tuple[list[int], bool] | None] = []
+    solve = exact.solve
+
+    def recording(*args: Any, **kw: Any) -> Any:
+        solved.append(found := solve(*args, **kw))
+        return found
+
+    monkeypatch.setattr(exact, "solve", recording)
+    window = _window(start_h=24 * 8 - 1, hours=12)
+    history = [
+        Commitment(window.clinician_id, T0 + timedelta(days=d), T0 + timedelta(days=d, hours=12))
+        for d in range(5)
+    ]
+    later = _session(start_h=24 * 8, hours=4)
+    result = plan(
+        replace(
+            Problem(sessions=[later], windows=[window], policy=OPEN_CAPS, commitments=history),
+            exact_max_pairs=path,
+            polish_max_pairs=path,
+        )
+    )
+    assert _offers(result) == {later.id: window.clinician_id}
+    if path:  # the exact model proved its plan optimal, rather than falling back
+        assert solved
+        assert solved[0] is not None
+        assert solved[0][1]
+    # The same hours in the 7 days of the new session do bar it.
+    inside = _session(start_h=24 * 5, hours=4)
+    near = _window(start_h=24 * 5 - 1, hours=12, clinician_id=window.clinician_id)
+    result = plan(
+        replace(
+            Problem(sessions=[inside], windows=[near], policy=OPEN_CAPS, commitments=history),
+            exact_max_pairs=path,
+            polish_max_pairs=path,
+        )
+    )
+    assert not result.proposals
 
 
 def test_offer_expiry_is_the_sooner_of_two_hours_and_half_the_time_left() -> None:

@@ -62,6 +62,19 @@ def test_48_hours_in_any_seven_days() -> None:
     assert most_hours_in_a_week(clipped) == 24
 
 
+def test_only_the_weeks_that_include_a_new_shift_count() -> None:
+    """Sixty hours already worked in some 7 days bar a shift inside those 7 days and not
+    one 8 days on; and a shift that takes a week just past 48 hours is barred, wherever
+    in the week it falls."""
+    history = [_shift(d, 0, 12) for d in range(5)]
+    assert breaches(_shift(5, 0, 1), history, opted_out=False)
+    assert not breaches(_shift(12, 0, 12), history, opted_out=False)
+    four = [_shift(d, 0, 12) for d in range(1, 5)]
+    assert breaches(_shift(0, 0, 0.5), four, opted_out=False)
+    assert not breaches(_shift(-3, 0, 4), four, opted_out=False)  # 7 days from it hold 40
+    assert breaches(_shift(-2, 0, 4), four, opted_out=False)  # days -2 to 5 hold 52
+
+
 def test_cap_budget_and_alert() -> None:
     """10% of 200 offered hours is 20; 15 already out leaves 5; 16 passes 80% of it."""
     policy = Policy()
