@@ -14,6 +14,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.matching import SCHEMA, SERVICE, handlers
+from services.matching.planning import Pacer
 from services.matching.settings import MatchingSettings
 from shared.http.app import service_app
 from shared.http.server import serve
@@ -54,7 +55,12 @@ def create_app(settings: MatchingSettings) -> FastAPI:
         try:
             await asyncio.gather(
                 handlers.sweep_forever(runtime, settings.sweep_s, settings.full_sweep_s, executor),
-                handlers.plan_due_forever(runtime, settings.plan_poll_s, executor),
+                handlers.plan_due_forever(
+                    runtime,
+                    settings.plan_poll_s,
+                    executor,
+                    Pacer(duty=settings.plan_duty),
+                ),
             )
         finally:
             if executor is not None:

@@ -127,24 +127,37 @@ def handlers(emitter: Emitter, *, debounce_s: float = 0.2) -> dict[str, Handler]
     }
 
 
-async def plan_due(runtime: Runtime, executor: Executor | None = None) -> int:
-    """Run every region's re-plan that has fallen due; return how many offers were made."""
+async def plan_due(
+    runtime: Runtime, executor: Executor | None = None, pacer: planning.Pacer | None = None
+) -> int:
+    """Run every region's re-plan that has fallen due (and that ``pacer`` allows);
+    return how many offers were made."""
     made = 0
     for region in await repository.due_plan_regions(runtime.pool, datetime.now(UTC)):
-        made += await planning.run_request_detached(
-            runtime.pool, region=region, emitter=runtime.emitter, executor=executor
-        )
+        if pacer is not None and not pacer.ready(region):
+            continue
+        started = time.monotonic()
+        try:
+            made += await planning.run_request_detached(
+                runtime.pool, region=region, emitter=runtime.emitter, executor=executor
+            )
+        finally:
+            if pacer is not None:
+                pacer.record(region, time.monotonic() - started)
     return made
 
 
 async def plan_due_forever(
-    runtime: Runtime, poll_s: float, executor: Executor | None = None
+    runtime: Runtime,
+    poll_s: float,
+    executor: Executor | None = None,
+    pacer: planning.Pacer | None = None,
 ) -> None:
     """The debounced planner: a cheap poll for requests that have fallen due."""
     while True:
         await asyncio.sleep(poll_s)
         try:
-            await plan_due(runtime, executor)
+            await plan_due(runtime, executor, pacer)
         except Exception:  # the request is asked for again and retried next poll
             log.exception("planning failed")
 

@@ -436,19 +436,24 @@ async def decline(conn: Conn, offer_id: uuid.UUID, clinician_id: uuid.UUID) -> b
     return result.endswith(" 1")
 
 
-async def set_unmatched(conn: Conn, session_id: uuid.UUID, why: str) -> str | None:
-    """Remember why a session has no offer; its organisation if the reason is new."""
-    organisation: str | None = await conn.fetchval(
-        "UPDATE sessions s SET unmatched_why = $2 WHERE id = $1"
-        " AND unmatched_why IS DISTINCT FROM $2 AND status = 'open'"
+async def set_unmatched(conn: Conn, reasons: dict[uuid.UUID, str]) -> dict[uuid.UUID, str]:
+    """Remember why each session has no offer; the organisations of those whose reason is
+    new. One statement: a busy region's plan leaves thousands of sessions unplaced, and
+    a statement each was most of the service's time under load."""
+    if not reasons:
+        return {}
+    rows = await conn.fetch(
+        "UPDATE sessions s SET unmatched_why = r.why"
+        " FROM unnest($1::uuid[], $2::text[]) AS r(id, why)"
+        " WHERE s.id = r.id AND s.unmatched_why IS DISTINCT FROM r.why AND s.status = 'open'"
         # Offered meanwhile (a plan written from an older snapshot): no reason to give.
         " AND NOT EXISTS (SELECT 1 FROM offers o WHERE o.session_id = s.id"
         " AND (o.status = 'accepted' OR (o.status = 'offered' AND o.expires_at > now())))"
-        " RETURNING organisation",
-        session_id,
-        why,
+        " RETURNING s.id, s.organisation",
+        list(reasons),
+        list(reasons.values()),
     )
-    return organisation
+    return {r["id"]: r["organisation"] for r in rows}
 
 
 async def unmatched_why(conn: Conn, session_id: uuid.UUID) -> str | None:

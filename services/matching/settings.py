@@ -38,6 +38,16 @@ class MatchingSettings(ServiceSettings):
         validation_alias=AliasChoices("FAIRSHARE_MATCHING_DEBOUNCE_S"),
         description="How long a region's re-plan waits for more events after the first.",
     )
+    plan_duty: float = Field(
+        default=0.3,
+        gt=0,
+        le=1,
+        validation_alias=AliasChoices("FAIRSHARE_MATCHING_PLAN_DUTY"),
+        description=(
+            "Most of the time a region's re-plans may take: after a plan of d seconds the"
+            " next waits d * (1 / duty - 1), so a flood of events can't keep a core busy."
+        ),
+    )
     plan_poll_s: float = Field(
         default=0.05,
         gt=0,

@@ -45,10 +45,18 @@ class Emitter:
         )
         return topic_for(spec.type, self.topic_prefix), envelope
 
-    async def emit_many(self, conn: Conn, items: list[tuple[BaseModel, str]]) -> None:
+    async def emit_many(
+        self,
+        conn: Conn,
+        items: list[tuple[BaseModel, str]],
+        *,
+        cause: Envelope[Any] | None = None,
+    ) -> None:
         """Record many (data, region) events in one statement."""
         await outbox.append_many(
-            conn, [self.envelope(data, region=region) for data, region in items], schema=self.schema
+            conn,
+            [self.envelope(data, region=region, cause=cause) for data, region in items],
+            schema=self.schema,
         )
 
     async def emit(
