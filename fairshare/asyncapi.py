@@ -34,10 +34,10 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     "offer.accepted": ("matching",),
     "session.filled": ("bank", "vacancies", "monitor"),
     "offer.refused": ("bank",),
-    "session.amended": ("matching", "bank"),
-    "session.cancelled": ("matching", "bank"),
-    "session.unfilled": ("matching",),
-    "booking.cancelled": ("vacancies", "matching"),
+    "session.amended": ("matching", "bank", "monitor"),
+    "session.cancelled": ("matching", "bank", "monitor"),
+    "session.unfilled": ("matching", "monitor"),
+    "booking.cancelled": ("vacancies", "matching", "monitor"),
     "availability.withdrawn": ("matching",),
     "offer.declined": ("matching",),
     # Permanent moves: the matching engine's ledger counts them.
@@ -45,6 +45,7 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     "session.unmatched": ("vacancies",),
     # The ICB's audit trail: the monitor charts them (hours moved, alerts, caps).
     "move.recorded": ("monitor",),
+    "move.reversed": ("monitor",),
     "sector.drain_alert": ("monitor",),
     "sector.drain_cleared": ("monitor",),
     "policy.changed": ("monitor",),

@@ -28,16 +28,14 @@ problems. What is compared:
   offer, one acceptance and one cancellation per offer; callbacks no more often than
   the events behind them allow; no callback given up;
 - the monitor: each stage's sessions (posted, offered) are exactly the services' own,
-  filled ones include every booking (and, while the outboxes still keep their whole
-  history, exactly the sessions matching said were filled); each dashboard figure is
-  the count of those sessions per region and sector; the drain ledger, standing
-  alerts and policies equal matching's.
+  filled ones exactly the sessions matching books now (a booking given up or a session
+  cancelled is no longer counted filled); each dashboard figure is the count of those
+  sessions per region and sector; the drain ledger (moves and which are reversed),
+  standing alerts and policies equal matching's.
 
-What can't be compared today, because the monitor only counts up: its ``filled`` is
-sessions ever filled, not filled now (a booking given up or a session cancelled later
-is still counted), and it has no figure for cancelled or unfilled sessions, so fill
-rates can't be checked against what vacancies holds now. Its "latest activity" list
-is trimmed as it grows and is not compared.
+What can't be compared today: the monitor has no figure for cancelled or unfilled
+sessions, so fill rates can't be checked against what vacancies holds now. Its
+"latest activity" list is trimmed as it grows and is not compared.
 """
 
 from __future__ import annotations
@@ -71,7 +69,8 @@ CONSUMES: dict[str, frozenset[str]] = {
     ),
     "monitor": frozenset(
         {"session.posted", "session.offered", "session.filled", "move.recorded"}
-        | {"sector.drain_alert", "sector.drain_cleared", "policy.changed"}
+        | {"sector.drain_alert", "sector.drain_cleared", "policy.changed", "move.reversed"}
+        | {"session.amended", "session.cancelled", "session.unfilled", "booking.cancelled"}
     ),
 }
 SCHEMAS = ("vacancies", "bank", "matching", "monitor")
@@ -171,6 +170,7 @@ class Move:
     from_sector: str
     to_sector: str
     hours: float
+    reversed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,7 +298,8 @@ async def _read_matching(conn: asyncpg.Connection, snap: Snapshot) -> None:
     )
     snap.bookings = [Booking(*r) for r in rows]
     rows = await conn.fetch(
-        "SELECT id, region, kind, from_sector, to_sector, hours FROM matching.moves"
+        "SELECT id, region, kind, from_sector, to_sector, hours, reversed_at IS NOT NULL"
+        " FROM matching.moves"
     )
     snap.moves = [Move(*r) for r in rows]
     rows = await conn.fetch("SELECT region, sector FROM matching.drain_alerts")
@@ -334,7 +335,8 @@ async def _read_monitor(conn: asyncpg.Connection, snap: Snapshot) -> None:
         stages.setdefault(r[1], set()).add(r[0])
     snap.stages = stages
     rows = await conn.fetch(
-        "SELECT move_id, region, kind, from_sector, to_sector, hours FROM monitor.drain_moves"
+        "SELECT move_id, region, kind, from_sector, to_sector, hours, reversed_at IS NOT NULL"
+        " FROM monitor.drain_moves"
     )
     snap.monitor_moves = [Move(*r) for r in rows]
     # A sector's alert stands unless cleared after it was (last) raised.
@@ -751,15 +753,7 @@ def _monitor_stages(snap: Snapshot) -> Iterable[str]:
 
     yield from differ("posted", posted, "vacancies holds it")
     yield from differ("offered", offered, "matching offered it")
-    if snap.history_complete:
-        filled = {
-            e.session_id
-            for e in snap.said
-            if e.producer == "matching" and e.type == "session.filled" and e.session_id
-        }
-        yield from differ("filled", filled, "matching said session.filled")
-    for missing in sorted(booked - stages.get("filled", set()), key=str):
-        yield f"the monitor never counted session {short(missing)} as filled, yet matching books it"
+    yield from differ("filled", booked, "matching books it")
 
 
 def _monitor_counts(snap: Snapshot) -> Iterable[str]:
@@ -815,6 +809,11 @@ def _monitor_drain(snap: Snapshot) -> Iterable[str]:
         ) and abs(a.hours - b.hours) < 1e-6
         if not same:
             yield f"move {short(move_id)} differs between matching and the monitor"
+        elif a.reversed != b.reversed:
+            yield (
+                f"move {short(move_id)} is {'reversed' if a.reversed else 'live'} in matching's"
+                f" ledger but {'reversed' if b.reversed else 'live'} in the monitor"
+            )
     for region, sector in sorted(snap.matching_alerts - snap.monitor_alerts):
         yield (
             f"matching has a drain alert standing for {sector} in {region};"

@@ -44,6 +44,7 @@ async def set_policy(
             home_first=new.home_first,
             alert_share=new.alert_share,
             changed_by=changed_by,
+            window_days=new.window_days,
         ),
         region=region,
     )

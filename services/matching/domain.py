@@ -8,11 +8,31 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from shared.catalogue import Profession, Role, Sector, Skill, Urgency, may_fill
 
 OFFER_TTL = timedelta(hours=2)
+
+
+def utc(at: datetime) -> datetime:
+    """``at`` in UTC: the engine's edge.
+
+    Python subtracts and compares two datetimes that share a tzinfo by their wall
+    clocks: with Europe/London times a rest across the October clock change measured
+    an hour short (a legal 11 hours refused) and across March an hour long (10 hours
+    passed as 11). In UTC every difference is real time. A naive datetime is refused.
+    """
+    if at.tzinfo is None:
+        msg = f"{at!r} has no time zone; matching needs an instant"
+        raise ValueError(msg)
+    return at if at.tzinfo is UTC else at.astimezone(UTC)
+
+
+def _normalise(obj: object) -> None:
+    """Store a frozen dataclass's ``starts_at`` and ``ends_at`` in UTC."""
+    for name in ("starts_at", "ends_at"):
+        object.__setattr__(obj, name, utc(getattr(obj, name)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +55,9 @@ class OpenSession:
     # deprived tenth of England, 10 the least; None when the organisation didn't say.
     imd_decile: int | None = None
     place: str = ""
+
+    def __post_init__(self) -> None:
+        _normalise(self)
 
     @property
     def hours(self) -> float:
@@ -60,6 +83,9 @@ class Window:
     # Self-employed: working-time limits are warnings they may override, not blocks.
     self_employed: bool = False
 
+    def __post_init__(self) -> None:
+        _normalise(self)
+
 
 @dataclass(frozen=True, slots=True)
 class Commitment:
@@ -68,6 +94,9 @@ class Commitment:
     clinician_id: uuid.UUID
     starts_at: datetime
     ends_at: datetime
+
+    def __post_init__(self) -> None:
+        _normalise(self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,7 @@ def reasons(context: Context, s: int, c: int, *, km: float, worked_before: bool)
             f" {words(sector)} that you could fill is open at that time, and"
             f" {words(sector)}'s net outflow stays within its cap"
             f" ({max(0.0, context.net_out[sector]):.0f} of {cap:.0f} hours over"
-            f" {context.policy.window_days} days)."
+            f" the {context.policy.window_days} days either side of today)."
         )
     ranked = []
     if session.urgency == "urgent":

@@ -75,6 +75,14 @@ def handlers(emitter: Emitter, *, debounce_s: float = 0.2) -> dict[str, Handler]
         before = await repository.session_span(conn, data.session_id)
         if await repository.update_session(conn, envelope.region, data):
             await repository.release(conn, data.session_id, status="open")
+            await ledger.session_released(
+                conn,
+                region=envelope.region,
+                session_id=data.session_id,
+                why="session_amended",
+                emitter=emitter,
+                cause=envelope,
+            )
             # Its clinician is free at the old time; the session needs one at the new.
             await plan_soon(conn, envelope.region, _union(before, (data.starts_at, data.ends_at)))
 
@@ -82,12 +90,28 @@ def handlers(emitter: Emitter, *, debounce_s: float = 0.2) -> dict[str, Handler]
         """Cancelled or started unfilled: nothing more to offer, and its clinician is free."""
         status = "cancelled" if envelope.type == "session.cancelled" else "unfilled"
         await repository.close_session(conn, envelope.region, envelope.data, status=status)
+        await ledger.session_released(
+            conn,
+            region=envelope.region,
+            session_id=envelope.data.session_id,
+            why=f"session_{status}",
+            emitter=emitter,
+            cause=envelope,
+        )
         await plan_soon(conn, envelope.region, (envelope.data.starts_at, envelope.data.ends_at))
 
     async def on_booking_cancelled(conn: Conn, envelope: Envelope[Any]) -> None:
         """The clinician gave it up: offer the session to someone else."""
         data: BookingCancelled = envelope.data
         if await repository.cancel_booking(conn, data.offer_id, data.clinician_id):
+            await ledger.session_released(
+                conn,
+                region=envelope.region,
+                session_id=data.session_id,
+                why="booking_cancelled",
+                emitter=emitter,
+                cause=envelope,
+            )
             await plan_soon(conn, envelope.region, await repository.offer_span(conn, data.offer_id))
 
     async def on_availability_withdrawn(conn: Conn, envelope: Envelope[Any]) -> None:
@@ -102,11 +126,6 @@ def handlers(emitter: Emitter, *, debounce_s: float = 0.2) -> dict[str, Handler]
         data: OfferDeclined = envelope.data
         if await repository.decline(conn, data.offer_id, data.clinician_id):
             await plan_soon(conn, envelope.region, await repository.offer_span(conn, data.offer_id))
-
-    def _union(a: repository.Span, b: repository.Span) -> repository.Span:
-        if a is None or b is None:
-            return a or b
-        return (min(a[0], b[0]), max(a[1], b[1]))
 
     async def on_clinician_transferred(conn: Conn, envelope: Envelope[Any]) -> None:
         """A permanent move between sectors: into the ledger, and plan with the new home."""
@@ -125,6 +144,12 @@ def handlers(emitter: Emitter, *, debounce_s: float = 0.2) -> dict[str, Handler]
         "offer.accepted": on_offer_accepted,
         "booking.cancelled": on_booking_cancelled,
     }
+
+
+def _union(a: repository.Span, b: repository.Span) -> repository.Span:
+    if a is None or b is None:
+        return a or b
+    return (min(a[0], b[0]), max(a[1], b[1]))
 
 
 async def plan_due(
@@ -186,6 +211,8 @@ async def sweep_forever(
                     for region, span in expired.items():
                         await repository.request_plan(conn, region, span, due_at=now)
             last = now
+            # Alerts follow the window as it slides; the ledger's repairs are published.
+            await ledger.keep_current(runtime.pool, emitter=runtime.emitter, now=now)
             if time.monotonic() - last_full < full_every_s:
                 continue
             last_full = time.monotonic()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -17,6 +17,7 @@ from shared.events import (
     ClinicianTransferred,
     Envelope,
     MoveRecorded,
+    MoveReversed,
     SectorDrainAlert,
     SectorDrainCleared,
 )
@@ -49,9 +50,14 @@ async def session_moved(
 
 
 async def transferred(conn: Conn, *, envelope: Envelope[Any], emitter: Emitter) -> None:
-    """A permanent move: counted as the policy's hours, and the clinician rehomed."""
+    """A permanent move: counted once, as the policy's hours, and the clinician rehomed.
+
+    Rehoming leaves the hours they offered before the transfer with the sector they
+    offered them from: moving those too charged the old sector twice (150 hours out and
+    its cap's base cut).
+    """
     data: ClinicianTransferred = envelope.data
-    await repository.rehome(conn, data.clinician_id, data.to_sector)
+    await repository.rehome(conn, data.clinician_id, data.to_sector, envelope.occurred_at)
     if data.from_sector is data.to_sector:
         return  # a change of employer within a sector moves nothing between sectors
     policy = await repository.policy(conn, envelope.region)
@@ -72,6 +78,67 @@ async def transferred(conn: Conn, *, envelope: Envelope[Any], emitter: Emitter) 
         envelope=envelope,
         emitter=emitter,
     )
+
+
+async def session_released(
+    conn: Conn,
+    *,
+    region: str,
+    session_id: uuid.UUID,
+    why: str,
+    emitter: Emitter,
+    cause: Envelope[Any] | None = None,
+) -> int:
+    """The session's booking may have been released: reverse its move if so
+    (``move.reversed``), giving its hours and cap room back, and re-check the alerts.
+    Returns how many moves were reversed (0 or 1)."""
+    rows = await repository.reverse_released_moves(conn, region, why=why, session_id=session_id)
+    await _reversed(conn, rows, emitter=emitter, cause=cause)
+    if rows:
+        await check_alerts(conn, region=region, emitter=emitter, cause=cause)
+    return len(rows)
+
+
+async def _reversed(
+    conn: Conn,
+    rows: list[asyncpg.Record],
+    *,
+    emitter: Emitter,
+    cause: Envelope[Any] | None = None,
+) -> None:
+    for r in rows:
+        reversal = MoveReversed(
+            move_id=r["id"],
+            kind=r["kind"],
+            clinician_id=r["clinician_id"],
+            from_sector=Sector(r["from_sector"]),
+            to_sector=Sector(r["to_sector"]),
+            hours=r["hours"],
+            at=r["at"],
+            session_id=r["session_id"],
+            reason=r["reversed_why"],
+        )
+        await emitter.emit(conn, reversal, region=r["region"], cause=cause)
+        log.info("move reversed", region=r["region"], move_id=str(r["id"]), why=r["reversed_why"])
+
+
+async def keep_current(
+    pool: asyncpg.Pool, *, emitter: Emitter, now: datetime | None = None
+) -> None:
+    """What time alone changes, for the sweep: publish reversals the ledger's repair made,
+    and re-check every region's alerts as the window slides (a move leaving the window
+    can clear an alert; offered hours leaving it can raise one)."""
+    now = now or datetime.now(UTC)
+    async with pool.acquire() as conn, conn.transaction():
+        await _reversed(conn, await repository.unpublished_reversals(conn), emitter=emitter)
+    for region in await repository.ledger_regions(pool, now - timedelta(days=_LONGEST_WINDOW)):
+        async with pool.acquire() as conn, conn.transaction():
+            await repository.lock_region(conn, region)
+            await check_alerts(conn, region=region, emitter=emitter, now=now)
+
+
+# Regions with a live move this recent are re-checked (longer than any policy's window).
+_LONGEST_WINDOW = 366
 
 
 async def _record(

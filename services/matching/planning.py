@@ -13,8 +13,10 @@ from typing import Any
 import asyncpg
 import structlog
 
-from services.matching import engine, ledger, repository
-from services.matching.domain import Proposal, offer_expiry
+from services.matching import engine, ledger, repository, working_time
+from services.matching.domain import Proposal, offer_expiry, overlaps
+from services.matching.explain import words
+from services.matching.policy import budget
 from shared.catalogue import Sector
 from shared.db.types import Conn
 from shared.events import (
@@ -280,8 +282,16 @@ async def confirm(conn: Conn, *, envelope: Envelope[Any], emitter: Emitter) -> b
     An acceptance that can't be honoured (expired, session gone, clinician already
     booked at that time) is refused with ``offer.refused`` and the region re-planned.
     A lost race is refused by the database's constraints, whatever the timing.
+
+    Booking re-checks every rule against the state now (``_rule_broken``), serialised
+    with the region's plans and other acceptances by the region's lock: the plan that
+    made the offer kept them against the state then, and a late acceptance (a broker
+    outage widens the window) may find the clinician booked since or the sector's cap
+    room given to another move.
     """
     data: OfferAccepted = envelope.data
+    # Before any row lock, as planning takes it before writing the same rows.
+    await repository.lock_region(conn, envelope.region)
     offer = await repository.offer_for_update(conn, data.offer_id)
     if offer is None or offer["clinician_id"] != data.clinician_id:
         log.warning("acceptance of an unknown offer ignored", offer_id=str(data.offer_id))
@@ -300,6 +310,8 @@ async def confirm(conn: Conn, *, envelope: Envelope[Any], emitter: Emitter) -> b
         refusal = ("expired", "The offer had expired when you accepted it.")
     elif offer["session_status"] != "open":
         refusal = ("lost", "The session was filled or withdrawn before you accepted.")
+    elif (broken := await _rule_broken(conn, offer, region=envelope.region)) is not None:
+        refusal = broken
     else:
         try:
             async with conn.transaction():
@@ -311,6 +323,44 @@ async def confirm(conn: Conn, *, envelope: Envelope[Any], emitter: Emitter) -> b
             return True
     await _refuse(conn, offer, refusal, envelope=envelope, emitter=emitter)
     return False
+
+
+async def _rule_broken(conn: Conn, offer: asyncpg.Record, *, region: str) -> tuple[str, str] | None:
+    """Why booking ``offer`` now would break a rule (the offer's status, and the reason in
+    plain words); None if it breaks none.
+
+    Overlap with the clinician's other bookings, the working-time rules (for the
+    self-employed only a warning, logged: they may take it) and, for a cross-sector
+    booking, the home sector's cap, all against the state now.
+    """
+    clinician = offer["clinician_id"]
+    new = (offer["starts_at"], offer["ends_at"])
+    others = await repository.bookings_near(conn, clinician, new, reach=working_time.WEEK)
+    if any(overlaps(*new, *other) for other in others):
+        return ("lost", "You are already booked at an overlapping time.")
+    opted_out, self_employed = await repository.working_time_terms(conn, clinician, new)
+    breaches = working_time.breaches(new, others, opted_out=opted_out)
+    if breaches and not self_employed:
+        reason = "With your other bookings it would break the working-time rules. "
+        return ("refused", reason + " ".join(breaches))
+    if breaches:
+        log.info("self-employed booking past working-time limits", offer_id=str(offer["id"]))
+    home, sector = Sector(offer["clinician_home_sector"]), Sector(offer["sector"])
+    if home is sector:
+        return None
+    now = datetime.now(UTC)
+    policy = await repository.policy(conn, region)
+    balance = (await repository.balances(conn, region, now, policy.window_days))[home]
+    # A live cross-sector offer counts in the balance already, as if accepted; one that
+    # expired meanwhile gave its room back (perhaps to another move), so needs it again.
+    hours = 0.0 if offer["expires_at"] > now else (new[1] - new[0]).total_seconds() / 3600
+    if budget(policy, home, balance) - hours < -1e-9:
+        return (
+            "refused",
+            f"Your home sector, {words(home)}, has lent all the hours its cap allows to other"
+            " sectors for now, so you can't be booked outside it.",
+        )
+    return None
 
 
 async def _refuse(

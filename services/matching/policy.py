@@ -2,17 +2,25 @@
 
 The cap is on *net* outflow: hours a sector's clinicians worked in other sectors minus
 hours others worked in it, over a rolling window, as a share of the hours that sector's
-clinicians offered the bank in that window. A sector may lend as much as it borrows.
+clinicians offered the bank in that same window (each clinician counting at most
+``OFFERED_HOURS_PER_WEEK``). A sector may lend as much as it borrows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from shared.catalogue import Sector
 
 DEFAULT_CAP_PCT = 10.0
+
+# The most one clinician counts towards their sector's offered hours in any week of the
+# window (a partial week pro rata): more than the 48-hour average the law allows, short
+# of what anyone works. Without it one declaration (a window to 2099) set a sector's
+# cap, and so what it may lend, at will.
+OFFERED_HOURS_PER_WEEK = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +34,7 @@ class Policy:
     home_first: bool = True
     # `sector.drain_alert` once a sector's net outflow passes this share of its cap.
     alert_share: float = 0.8
+    # Net outflow and hours offered are both counted over `window(now, window_days)`.
     window_days: int = 28
     # A permanent move (`clinician.transferred`) counts as this many hours moved: one
     # full-time clinician's 37.5 hours a week over the four-week window.
@@ -44,6 +53,33 @@ class SectorBalance:
     # Out minus in: filled cross-sector sessions, transfers, and live cross-sector offers
     # (counted as if accepted, so a burst of acceptances can't overshoot the cap).
     net_out_hours: float = 0.0
+
+
+def window(now: datetime, window_days: int) -> tuple[datetime, datetime]:
+    """The rolling window, ``(start, end]``: the ``window_days`` before ``now`` and the
+    ``window_days`` after. Net outflow and hours offered are both counted over it."""
+    span = timedelta(days=window_days)
+    return now - span, now + span
+
+
+def offered_in_window(
+    spans: list[tuple[datetime, datetime]],
+    start: datetime,
+    end: datetime,
+    per_week: float = OFFERED_HOURS_PER_WEEK,
+) -> float:
+    """What one clinician's windows count towards their sector's offered hours: clipped
+    to ``(start, end]``, at most ``per_week`` hours in each week of it counted from
+    ``start`` (the last, partial week pro rata). The database computes the same
+    (``repository.balances``); this is its specification, for tests."""
+    total = 0.0
+    lo = start
+    while lo < end:
+        hi = min(lo + timedelta(days=7), end)
+        hours = sum(max(0.0, (min(e, hi) - max(s, lo)).total_seconds() / 3600) for s, e in spans)
+        total += min(hours, per_week * (hi - lo).total_seconds() / (7 * 86400))
+        lo = hi
+    return total
 
 
 def cap_hours(policy: Policy, sector: Sector, balance: SectorBalance) -> float:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from services.matching.domain import Commitment, OpenSession, Proposal, Window
-from services.matching.policy import Policy, SectorBalance
+from services.matching.policy import OFFERED_HOURS_PER_WEEK, Policy, SectorBalance, window
 from shared.catalogue import Profession, Role, Sector, Skill, Urgency
 from shared.db.types import Conn
 from shared.events import SessionAmended, SessionCancelled, SessionPosted, SessionUnfilled
@@ -141,19 +141,35 @@ async def windows(conn: Conn, region: str, now: datetime, span: Span = None) -> 
     ]
 
 
+# How far back any rule looks from a session still to plan (which starts after now):
+# the 48-hour rule's 7 days. Nothing that ended before ``now - RULE_REACH`` is read.
+RULE_REACH = timedelta(days=7)
+
+
 async def commitments(
     conn: Conn, region: str, now: datetime, span: Span = None
 ) -> list[Commitment]:
-    """Bookings and live or accepted offers: time clinicians can't be offered again."""
+    """Time clinicians can't be offered again, each span once: bookings, live offers, and
+    accepted offers without a booking (none should exist; read so none is missed).
+
+    A booking is also its accepted offer, so reading both counted every booked hour
+    twice. Bounded in time: what ended over ``RULE_REACH`` before now no rule can reach
+    (sessions to plan start after now), and with a ``span`` (the caller widens it by
+    what its rules reach) only what overlaps it.
+    """
     rows = await conn.fetch(
-        "SELECT clinician_id, starts_at, ends_at FROM bookings b WHERE ends_at > $2 AND "
+        "SELECT b.clinician_id, b.starts_at, b.ends_at FROM bookings b"
+        " JOIN offers bo ON bo.id = b.offer_id WHERE bo.region = $1 AND b.ends_at > $2 AND "
         + _OVERLAPS.format(a="b")
-        + " UNION ALL SELECT clinician_id, starts_at, ends_at FROM offers o WHERE region = $1"
-        " AND (status = 'accepted' OR (status = 'offered' AND expires_at > $2)) AND "
+        + " UNION ALL SELECT o.clinician_id, o.starts_at, o.ends_at FROM offers o"
+        " WHERE o.region = $1 AND o.ends_at > $2 AND ((o.status = 'offered' AND o.expires_at > $5)"
+        " OR (o.status = 'accepted'"
+        " AND NOT EXISTS (SELECT 1 FROM bookings ob WHERE ob.offer_id = o.id))) AND "
         + _OVERLAPS.format(a="o"),
         region,
-        now,
+        now - RULE_REACH,
         *_span(span),
+        now,
     )
     return [Commitment(r["clinician_id"], r["starts_at"], r["ends_at"]) for r in rows]
 
@@ -250,6 +266,35 @@ async def offer_for_update(conn: Conn, offer_id: uuid.UUID) -> asyncpg.Record | 
 async def set_offer_status(conn: Conn, offer_id: uuid.UUID, status: str) -> None:
     """Move an offer on."""
     await conn.execute("UPDATE offers SET status = $2 WHERE id = $1", offer_id, status)
+
+
+async def bookings_near(
+    conn: Conn, clinician_id: uuid.UUID, span: tuple[datetime, datetime], *, reach: timedelta
+) -> list[tuple[datetime, datetime]]:
+    """The clinician's booked spans within ``reach`` of ``span``, each once."""
+    rows = await conn.fetch(
+        "SELECT starts_at, ends_at FROM bookings WHERE clinician_id = $1"
+        " AND starts_at < $3 AND ends_at > $2",
+        clinician_id,
+        span[0] - reach,
+        span[1] + reach,
+    )
+    return [(r["starts_at"], r["ends_at"]) for r in rows]
+
+
+async def working_time_terms(
+    conn: Conn, clinician_id: uuid.UUID, span: tuple[datetime, datetime]
+) -> tuple[bool, bool]:
+    """(opted out of the 48-hour week, self-employed), as the clinician's window covering
+    ``span`` says (else their latest window; neither when matching has none)."""
+    row = await conn.fetchrow(
+        "SELECT wtr_opt_out, self_employed FROM availability WHERE clinician_id = $1"
+        " ORDER BY (starts_at <= $2 AND ends_at >= $3) DESC, NOT withdrawn DESC, starts_at DESC"
+        " LIMIT 1",
+        clinician_id,
+        *span,
+    )
+    return (bool(row["wtr_opt_out"]), bool(row["self_employed"])) if row else (False, False)
 
 
 async def book(conn: Conn, offer: asyncpg.Record) -> None:
@@ -494,24 +539,41 @@ async def save_policy(conn: Conn, region: str, policy: Policy) -> None:
 async def balances(
     conn: Conn, region: str, now: datetime, window_days: int
 ) -> dict[Sector, SectorBalance]:
-    """Each sector's offered hours and net outflow over the rolling window.
+    """Each sector's offered hours and net outflow over the rolling window
+    (``policy.window``: the ``window_days`` before now and the ``window_days`` after).
 
-    The window is the ``window_days`` up to now and everything planned after it: hours
-    offered for next week and sessions booked for next week count already, so the cap
-    holds before the hours are worked, not after.
+    Offered hours are the sector's clinicians' windows clipped to it, each clinician
+    counting at most ``OFFERED_HOURS_PER_WEEK`` in each week of it (partial weeks pro
+    rata), to the sector they belonged to when the window began. Net outflow is the live
+    moves (and live cross-sector offers, as if accepted) that count in the window or
+    after it: a move booked beyond the window's end is charged now, so no plan can
+    overdraw the window it will fall in.
     """
-    since = now - timedelta(days=window_days)
+    lo, hi = window(now, window_days)
     offered = await conn.fetch(
-        "SELECT home_sector AS sector, sum(extract(epoch FROM ends_at - starts_at)) / 3600"
-        " AS hours FROM availability WHERE region = $1 AND starts_at > $2 AND NOT withdrawn"
-        " GROUP BY home_sector",
+        "WITH weeks AS (SELECT $2::timestamptz + i * interval '7 days' AS lo,"
+        " least($2::timestamptz + (i + 1) * interval '7 days', $3::timestamptz) AS hi"
+        " FROM generate_series(0, ceil(extract(epoch FROM $3::timestamptz - $2::timestamptz)"
+        " / 604800)::int - 1) AS i),"
+        " per AS (SELECT coalesce(w.offered_sector, w.home_sector) AS sector, w.clinician_id,"
+        " k.lo, k.hi, sum(extract(epoch FROM least(w.ends_at, k.hi)"
+        " - greatest(w.starts_at, k.lo))) / 3600 AS hours"
+        " FROM availability w JOIN weeks k ON w.starts_at < k.hi AND w.ends_at > k.lo"
+        " WHERE w.region = $1 AND w.ends_at > $2 AND w.starts_at < $3 AND NOT w.withdrawn"
+        " GROUP BY 1, 2, 3, 4)"
+        " SELECT sector, sum(least(hours, $4 * extract(epoch FROM hi - lo) / 604800)) AS hours"
+        " FROM per GROUP BY sector",
         region,
-        since,
+        lo,
+        hi,
+        OFFERED_HOURS_PER_WEEK,
     )
     moved = await conn.fetch(
         "SELECT sector, sum(hours) AS hours FROM ("
         " SELECT from_sector AS sector, hours FROM moves WHERE region = $1 AND at > $2"
+        " AND reversed_at IS NULL"
         " UNION ALL SELECT to_sector, -hours FROM moves WHERE region = $1 AND at > $2"
+        " AND reversed_at IS NULL"
         # Live cross-sector offers count as if accepted, so acceptances can't overshoot.
         " UNION ALL SELECT o.clinician_home_sector, extract(epoch FROM o.ends_at - o.starts_at)"
         " / 3600 FROM offers o JOIN sessions s ON s.id = o.session_id WHERE o.region = $1"
@@ -521,7 +583,7 @@ async def balances(
         " AND o.status = 'offered' AND o.expires_at > $3 AND s.sector <> o.clinician_home_sector"
         ") m GROUP BY sector",
         region,
-        since,
+        lo,
         now,
     )
     hours = {Sector(r["sector"]): float(r["hours"]) for r in offered}
@@ -554,11 +616,15 @@ async def record_move(
     at: datetime,
     session_id: uuid.UUID | None,
 ) -> bool:
-    """Add a move to the ledger; False if that session's move is already there."""
+    """Add a move to the ledger; False if that session's live move is already there.
+
+    A session may have reversed moves (bookings released) and at most one live one.
+    """
     inserted = await conn.fetchval(
         "INSERT INTO moves (id, region, kind, clinician_id, from_sector, to_sector, place,"
         " hours, at, session_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        " ON CONFLICT (session_id) DO NOTHING RETURNING id",
+        " ON CONFLICT (session_id) WHERE reversed_at IS NULL AND session_id IS NOT NULL"
+        " DO NOTHING RETURNING id",
         move_id,
         region,
         kind,
@@ -593,13 +659,59 @@ async def set_alert(conn: Conn, region: str, sector: Sector, *, raised: bool) ->
         )
 
 
-async def rehome(conn: Conn, clinician_id: uuid.UUID, sector: Sector) -> None:
-    """A transferred clinician's windows now belong to their new home sector."""
+async def rehome(conn: Conn, clinician_id: uuid.UUID, sector: Sector, at: datetime) -> None:
+    """A transferred clinician's windows now belong to their new home sector (planning
+    sees their new home), but the hours of windows begun before ``at`` stay offered by
+    the sector they were offered from: the transfer itself is the charge, once."""
+    await conn.execute(
+        "UPDATE availability SET offered_sector = coalesce(offered_sector, home_sector)"
+        " WHERE clinician_id = $1 AND starts_at < $2",
+        clinician_id,
+        at,
+    )
     await conn.execute(
         "UPDATE availability SET home_sector = $2 WHERE clinician_id = $1",
         clinician_id,
         sector.value,
     )
+
+
+async def reverse_released_moves(
+    conn: Conn, region: str, *, why: str, session_id: uuid.UUID | None = None
+) -> list[asyncpg.Record]:
+    """Reverse the live session moves (of ``session_id``, or the whole region) whose
+    booking no longer stands; return them. A move stands exactly while its booking does."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "UPDATE moves m SET reversed_at = now(), reversed_why = $3"
+        " WHERE m.region = $1 AND ($2::uuid IS NULL OR m.session_id = $2)"
+        " AND m.kind = 'session' AND m.reversed_at IS NULL AND NOT EXISTS (SELECT 1 FROM"
+        " bookings b WHERE b.session_id = m.session_id AND b.clinician_id = m.clinician_id)"
+        " RETURNING m.*",
+        region,
+        session_id,
+        why,
+    )
+    return rows
+
+
+async def unpublished_reversals(conn: Conn) -> list[asyncpg.Record]:
+    """Moves reversed whose ``move.reversed`` is not yet in the outbox (the repair's),
+    marked published now: the caller emits them in the same transaction."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "UPDATE moves SET reversal_published = true WHERE NOT reversal_published RETURNING *"
+    )
+    return rows
+
+
+async def ledger_regions(conn: Conn | asyncpg.Pool, since: datetime) -> list[str]:
+    """Regions whose drain alerts may change as time passes: a move still counting, or an
+    alert standing."""
+    rows = await conn.fetch(
+        "SELECT region FROM moves WHERE at > $1 AND reversed_at IS NULL"
+        " UNION SELECT region FROM drain_alerts",
+        since,
+    )
+    return [r["region"] for r in rows]
 
 
 async def request_plan(conn: Conn, region: str, span: Span, *, due_at: datetime) -> None:

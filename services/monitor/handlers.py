@@ -11,14 +11,18 @@ from __future__ import annotations
 from typing import Any
 
 from services.monitor import repository
-from services.monitor.domain import STAGE_OF_EVENT, DrainAlert, RegionPolicy, stage_for
+from services.monitor.domain import STAGE_OF_EVENT, DrainAlert, RegionPolicy, Stage, stage_for
 from shared.db.types import Conn
 from shared.events import (
+    BookingCancelled,
     Envelope,
     MoveRecorded,
+    MoveReversed,
     PolicyChanged,
     SectorDrainAlert,
     SectorDrainCleared,
+    SessionAmended,
+    SessionFilled,
 )
 from shared.messaging.consumer import Handler
 
@@ -57,6 +61,67 @@ async def on_move_recorded(conn: Conn, envelope: Envelope[Any]) -> None:
         hours=data.hours,
         at=data.at,
     )
+
+
+async def on_move_reversed(conn: Conn, envelope: Envelope[Any]) -> None:
+    """The move's booking was released: its hours leave the drain picture."""
+    data: MoveReversed = envelope.data
+    await repository.reverse_move(
+        conn,
+        move_id=data.move_id,
+        region=envelope.region,
+        kind=data.kind,
+        from_sector=data.from_sector.value,
+        to_sector=data.to_sector.value,
+        hours=data.hours,
+        at=data.at,
+        reversed_at=envelope.occurred_at,
+    )
+
+
+async def on_session_filled(conn: Conn, envelope: Envelope[Any]) -> None:
+    """Count the session filled (unless its booking was released before this was read)."""
+    data: SessionFilled = envelope.data
+    await repository.count_fill(
+        conn,
+        session_id=data.session_id,
+        offer_id=data.offer_id,
+        clinician_id=data.clinician_id,
+        region=envelope.region,
+        sector=data.sector.value,
+    )
+    await repository.add_recent(
+        conn,
+        event_id=envelope.event_id,
+        stage=Stage.FILLED,
+        region=envelope.region,
+        sector=data.sector.value,
+        occurred_at=envelope.occurred_at,
+    )
+
+
+async def on_session_closed(conn: Conn, envelope: Envelope[Any]) -> None:
+    """Cancelled, or started unfilled: a session that is not worked is not counted filled."""
+    await repository.undo_fill(
+        conn,
+        session_id=envelope.data.session_id,
+        closed_in=(envelope.region, envelope.data.sector.value),
+    )
+
+
+async def on_booking_cancelled(conn: Conn, envelope: Envelope[Any]) -> None:
+    """The clinician gave the booking up: the session is open again, not filled."""
+    data: BookingCancelled = envelope.data
+    await repository.undo_fill(conn, session_id=data.session_id, offer_id=data.offer_id)
+
+
+async def on_session_amended(conn: Conn, envelope: Envelope[Any]) -> None:
+    """A change that released the booking opens the session again."""
+    data: SessionAmended = envelope.data
+    if data.released_clinician_id is not None:
+        await repository.undo_fill(
+            conn, session_id=data.session_id, clinician_id=data.released_clinician_id
+        )
 
 
 async def on_drain_alert(conn: Conn, envelope: Envelope[Any]) -> None:
@@ -100,7 +165,13 @@ def handlers() -> dict[str, Handler]:
     """Event type → handler, for the service's consumer."""
     return {
         **dict.fromkeys(STAGE_OF_EVENT, on_session_event),
+        "session.filled": on_session_filled,
+        "session.cancelled": on_session_closed,
+        "session.unfilled": on_session_closed,
+        "booking.cancelled": on_booking_cancelled,
+        "session.amended": on_session_amended,
         "move.recorded": on_move_recorded,
+        "move.reversed": on_move_reversed,
         "sector.drain_alert": on_drain_alert,
         "sector.drain_cleared": on_drain_cleared,
         "policy.changed": on_policy_changed,

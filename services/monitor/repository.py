@@ -160,10 +160,11 @@ async def save_policy(conn: Conn, *, event_id: uuid.UUID, policy: RegionPolicy) 
 async def flows(
     conn: Conn | asyncpg.Pool, *, since: datetime, region: str | None = None
 ) -> list[Flow]:
-    """Hours moved per region and (from, to) pair by moves that count after ``since``."""
+    """Hours moved per region and (from, to) pair by moves that count after ``since``
+    and have not been reversed."""
     rows = await conn.fetch(
         "SELECT region, from_sector, to_sector, sum(hours) AS hours FROM drain_moves"
-        " WHERE at > $1 AND ($2::text IS NULL OR region = $2)"
+        " WHERE at > $1 AND reversed_at IS NULL AND ($2::text IS NULL OR region = $2)"
         " GROUP BY region, from_sector, to_sector ORDER BY region, from_sector, to_sector",
         since,
         region,
@@ -223,3 +224,113 @@ async def clear_alert(conn: Conn, *, region: str, sector: str, at: datetime) -> 
         sector,
         at,
     )
+
+
+async def reverse_move(
+    conn: Conn,
+    *,
+    move_id: uuid.UUID,
+    region: str,
+    kind: str,
+    from_sector: str,
+    to_sector: str,
+    hours: float,
+    at: datetime,
+    reversed_at: datetime,
+) -> None:
+    """Mark a move reversed, keeping it (as reversed) if its recording is yet to come."""
+    await conn.execute(
+        "INSERT INTO drain_moves (move_id, region, kind, from_sector, to_sector, hours, at,"
+        " reversed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        " ON CONFLICT (move_id) DO UPDATE SET reversed_at = EXCLUDED.reversed_at"
+        " WHERE drain_moves.reversed_at IS NULL",
+        move_id,
+        region,
+        kind,
+        from_sector,
+        to_sector,
+        hours,
+        at,
+        reversed_at,
+    )
+
+
+async def count_fill(
+    conn: Conn,
+    *,
+    session_id: uuid.UUID,
+    offer_id: uuid.UUID,
+    clinician_id: uuid.UUID,
+    region: str,
+    sector: str,
+) -> bool:
+    """Count the session filled by this offer, unless the fill was undone (booking given
+    up, session cancelled or gone unfilled) before this event was read."""
+    undone = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM undone_fills WHERE offer_id = $1)"
+        " OR EXISTS (SELECT 1 FROM closed_sessions WHERE session_id = $2)",
+        offer_id,
+        session_id,
+    )
+    if undone:
+        return False
+    await conn.execute(
+        "INSERT INTO standing_fills (session_id, offer_id, clinician_id, region, sector)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (session_id) DO UPDATE SET"
+        " offer_id = EXCLUDED.offer_id, clinician_id = EXCLUDED.clinician_id",
+        session_id,
+        offer_id,
+        clinician_id,
+        region,
+        sector,
+    )
+    return await count_once(
+        conn, session_id=session_id, region=region, sector=sector, stage=Stage.FILLED
+    )
+
+
+async def undo_fill(
+    conn: Conn,
+    *,
+    session_id: uuid.UUID,
+    offer_id: uuid.UUID | None = None,
+    clinician_id: uuid.UUID | None = None,
+    closed_in: tuple[str, str] | None = None,
+) -> bool:
+    """The session's booking was released: it is no longer counted filled (a refill will
+    count it again). ``offer_id`` or ``clinician_id`` name the booking released (a later
+    fill by someone else stands); ``closed_in`` = (region, sector) of a session closed
+    for good, which no later fill can count. True if a fill was taken back."""
+    if offer_id is not None:
+        await conn.execute(
+            "INSERT INTO undone_fills (offer_id) VALUES ($1) ON CONFLICT DO NOTHING", offer_id
+        )
+    if closed_in is not None:
+        await conn.execute(
+            "INSERT INTO closed_sessions (session_id) VALUES ($1) ON CONFLICT DO NOTHING",
+            session_id,
+        )
+    fill = await conn.fetchrow(
+        "DELETE FROM standing_fills WHERE session_id = $1"
+        " AND ($2::uuid IS NULL OR offer_id = $2) AND ($3::uuid IS NULL OR clinician_id = $3)"
+        " RETURNING region, sector",
+        session_id,
+        offer_id,
+        clinician_id,
+    )
+    if fill is not None:
+        where: tuple[str, str] | None = (fill["region"], fill["sector"])
+    else:
+        # Counted before the monitor kept fills (or never): a closed session's own
+        # region and sector still take it back.
+        where = closed_in
+    if where is None:
+        return False
+    uncounted = await conn.fetchval(
+        "WITH gone AS (DELETE FROM session_stages WHERE session_id = $1 AND stage = 'filled'"
+        " RETURNING 1) UPDATE sector_counts SET filled = filled - 1"
+        " WHERE region = $2 AND sector = $3 AND EXISTS (SELECT 1 FROM gone) RETURNING 1",
+        session_id,
+        *where,
+    )
+    return uncounted is not None

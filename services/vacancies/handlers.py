@@ -46,6 +46,8 @@ def handlers(callback_window: timedelta) -> dict[str, Handler]:
                 return
             updated = replace(session, status=status)
             await repository.save_session(conn, updated)
+            # Offered now: matching's last reason for having no offer no longer stands.
+            await repository.set_unmatched(conn, session.id, None, None)
             extra = {"offer_expires_at": data.expires_at.isoformat()}
         await notify(conn, updated, envelope.type, window=callback_window, extra=extra)
 
@@ -72,9 +74,32 @@ def handlers(callback_window: timedelta) -> dict[str, Handler]:
         )
 
     async def on_unmatched(conn: Conn, envelope: Envelope[Any]) -> None:
-        """Matching says why a session of ours has no offer: kept for when it goes unfilled."""
+        """Matching left a session of ours without a live offer, and says why.
+
+        Matching publishes this only once no offer of the session is live (its stream
+        keeps ``session.offered`` before it), so an offered session whose offer was
+        declined or expired is open again: it reads ``open`` with the reason, and the
+        practice is told (``session.unmatched``). A filled, cancelled or unfilled one
+        only keeps the reason: a booking is released here by the bank's
+        ``booking.cancelled`` or the practice's own word, never by matching's news.
+        """
         data: SessionUnmatched = envelope.data
+        session = await repository.session_by_id(conn, data.session_id)
+        if session is None:
+            return  # not posted through this service
         await repository.set_unmatched(conn, data.session_id, data.why, data.detail)
+        if session.status not in (SessionStatus.OPEN, SessionStatus.OFFERED):
+            return
+        if session.status is SessionStatus.OFFERED:
+            session = replace(session, status=SessionStatus.OPEN)
+            await repository.save_session(conn, session)
+        await notify(
+            conn,
+            session,
+            "session.unmatched",
+            window=callback_window,
+            extra={"why": data.why, "detail": data.detail},
+        )
 
     return {
         "session.unmatched": on_unmatched,

@@ -203,10 +203,16 @@ class SessionOut(BaseModel):
     notes: str | None = Field(description="Your notes.")
     cancel_reason: str | None = Field(description="Why it was cancelled.")
     cancelled_late: bool | None = Field(description="Cancelled within 48 h of the start.")
+    unmatched_why: str | None = Field(
+        description="Why matching has no offer for it (open or unfilled sessions only):"
+        " no_eligible_clinician, held_by_drain_guard, declined_by_all or clinicians_taken."
+    )
+    unmatched_detail: str | None = Field(description="That reason in plain words.")
     updated_at: datetime = Field(description="Last change.")
 
 
 def _session_out(row: Any) -> SessionOut:
+    without_offer = row["status"] in (SessionStatus.OPEN, SessionStatus.UNFILLED)
     return SessionOut(
         session_id=row["id"],
         external_id=row["external_id"],
@@ -222,6 +228,8 @@ def _session_out(row: Any) -> SessionOut:
         notes=row["notes"],
         cancel_reason=row["cancel_reason"],
         cancelled_late=row["cancelled_late"],
+        unmatched_why=row["unmatched_why"] if without_offer else None,
+        unmatched_detail=row["unmatched_detail"] if without_offer else None,
         updated_at=row["updated_at"],
     )
 

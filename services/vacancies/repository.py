@@ -377,8 +377,11 @@ async def insert_sessions(conn: Conn, sessions: list[StoredSession]) -> set[uuid
     return {r["id"] for r in rows}
 
 
-async def set_unmatched(conn: Conn, session_id: uuid.UUID, why: str, detail: str) -> bool:
-    """Remember matching's reason for a session having no offer; False if not ours."""
+async def set_unmatched(
+    conn: Conn, session_id: uuid.UUID, why: str | None, detail: str | None
+) -> bool:
+    """Remember matching's reason for a session having no offer (None: it has one now);
+    False if not ours."""
     result: str = await conn.execute(
         "UPDATE sessions SET unmatched_why = $2, unmatched_detail = $3 WHERE id = $1",
         session_id,

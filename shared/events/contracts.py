@@ -234,6 +234,24 @@ class MoveRecorded(_EventData):
     session_id: uuid.UUID | None = Field(description="The session, for a session move.")
 
 
+class MoveReversed(_EventData):
+    """A counted move no longer stands (v1): its booking was released, so its hours come
+    back to the sector they had moved out of. The fields repeat the move's."""
+
+    move_id: uuid.UUID = Field(description="Id of the ledger entry reversed.")
+    kind: str = Field(description="session (a filled cross-sector session) or transfer.")
+    clinician_id: uuid.UUID = Field(description="Pseudonymous id of the clinician who moved.")
+    from_sector: Sector = Field(description="The sector the hours had moved out of.")
+    to_sector: Sector = Field(description="The sector the hours had moved into.")
+    hours: float = Field(gt=0, description="Hours the move had counted, now given back.")
+    at: AwareDatetime = Field(description="When the move counted: the session's start.")
+    session_id: uuid.UUID | None = Field(description="The session, for a session move.")
+    reason: str = Field(
+        description="Why it was reversed: session_amended, session_cancelled, session_unfilled,"
+        " booking_cancelled, or repaired (a booking found released when the ledger was repaired)."
+    )
+
+
 class SectorDrainAlert(_EventData):
     """A sector's net outflow passed the alert share of its cap (v1)."""
 
@@ -258,3 +276,9 @@ class PolicyChanged(_EventData):
     home_first: bool = Field(description="Whether home-sector sessions come first.")
     alert_share: float = Field(description="Share of a cap at which a drain alert is raised.")
     changed_by: str = Field(description="Who made the change (the operator's name).")
+    window_days: int = Field(
+        default=28,
+        gt=0,
+        description="Length of the rolling window, days: net outflow and the cap's base (hours"
+        " offered) are both counted over the window_days before now and the window_days after.",
+    )

@@ -21,6 +21,7 @@ from shared.events.contracts import (
     BookingCancelled,
     ClinicianTransferred,
     MoveRecorded,
+    MoveReversed,
     OfferAccepted,
     OfferDeclined,
     OfferRefused,
@@ -96,6 +97,9 @@ EVENTS: dict[str, EventSpec] = {
             "session.unmatched", 1, SessionUnmatched, "matching", "A session has no offer, and why."
         ),
         EventSpec("move.recorded", 1, MoveRecorded, "matching", "A cross-sector move counted."),
+        EventSpec(
+            "move.reversed", 1, MoveReversed, "matching", "A counted move's booking was released."
+        ),
         EventSpec(
             "sector.drain_alert", 1, SectorDrainAlert, "matching", "A sector neared its cap."
         ),

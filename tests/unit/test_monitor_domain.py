@@ -30,12 +30,18 @@ def test_events_the_monitor_does_not_count_are_refused() -> None:
 
 
 def test_the_consumer_subscribes_to_exactly_the_counted_events() -> None:
-    """handlers() covers the three session events and the drain ledger's, nothing else."""
+    """handlers() covers the three session events, what releases a booking (so a session
+    no longer filled is not counted so) and the drain ledger's, nothing else."""
     assert set(handlers()) == {
         "session.posted",
         "session.offered",
         "session.filled",
+        "session.amended",
+        "session.cancelled",
+        "session.unfilled",
+        "booking.cancelled",
         "move.recorded",
+        "move.reversed",
         "sector.drain_alert",
         "sector.drain_cleared",
         "policy.changed",
