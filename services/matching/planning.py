@@ -14,7 +14,7 @@ import asyncpg
 import structlog
 
 from services.matching import engine, ledger, repository, working_time
-from services.matching.domain import Proposal, offer_expiry, overlaps
+from services.matching.domain import OpenSession, Proposal, offer_expiry, overlaps
 from services.matching.explain import words
 from services.matching.policy import budget
 from shared.catalogue import Sector
@@ -32,8 +32,8 @@ from shared.messaging.emitter import Emitter
 log = structlog.get_logger(__name__)
 
 
-# A session lasts at most 13 hours, so every session that overlaps one touching the
-# span starts within 13 hours of it: planning that wider stretch keeps home-first whole.
+# A session lasts at most 13 hours, so every session that overlaps one touching a
+# stretch starts within 13 hours of it.
 SESSION_REACH = timedelta(hours=13)
 # Working-time rules look 7 days either way (48 hours in any 7 days).
 WTR_REACH = timedelta(days=7)
@@ -43,19 +43,37 @@ def _widen(span: repository.Span, by: timedelta) -> repository.Span:
     return (span[0] - by, span[1] + by) if span else None
 
 
+def in_view(span: repository.Span) -> repository.Span:
+    """The stretch a plan of ``span`` may offer sessions in: every session touching it
+    (``SESSION_REACH`` either side). ``read_problem`` reads one reach further, so that
+    each of those sessions has every rule's inputs in view: the overlapping sessions
+    home first weighs, and the commitments of the 7 days either side."""
+    return _widen(span, SESSION_REACH)
+
+
 async def read_problem(
     conn: Conn, *, region: str, now: datetime, span: repository.Span = None
 ) -> engine.Problem:
-    """What the engine needs to plan ``region`` (near ``span`` if given)."""
-    near = _widen(span, SESSION_REACH)
+    """What the engine needs to plan ``region`` (near ``span`` if given).
+
+    With a span, sessions are read a reach beyond ``in_view(span)``: a session at the
+    edge of the stretch planned is weighed together with the home-sector sessions that
+    overlap it (a pharmacist was once offered a GP session while their own pharmacy's
+    overlapping session, just outside the stretch, stayed open), and commitments are
+    read over 7 days beyond every session read (once read over less, an offer took a
+    clinician to 51 hours in 7 days). ``apply_plan`` offers only what is in view.
+    """
+    context = _widen(in_view(span), SESSION_REACH)
     policy = await repository.policy(conn, region)
     return engine.Problem(
-        sessions=await repository.sessions_needing_offer(conn, region, now, near),
-        windows=await repository.windows(conn, region, now, near),
-        commitments=await repository.commitments(conn, region, now, _widen(span, WTR_REACH)),
+        sessions=await repository.sessions_needing_offer(conn, region, now, context),
+        windows=await repository.windows(conn, region, now, context),
+        commitments=await repository.commitments(
+            conn, region, now, _widen(context, WTR_REACH + SESSION_REACH)
+        ),
         policy=policy,
         balances=await repository.balances(conn, region, now, policy.window_days),
-        already_tried=await repository.tried_pairs(conn, region, near),
+        already_tried=await repository.tried_pairs(conn, region, context),
         worked_before=await repository.worked_before(conn, region, now),
     )
 
@@ -85,7 +103,13 @@ async def replan(
         return 0
     result = engine.plan(problem)
     return await apply_plan(
-        conn, region=region, problem=problem, result=result, emitter=emitter, cause=cause
+        conn,
+        region=region,
+        problem=problem,
+        result=result,
+        emitter=emitter,
+        cause=cause,
+        span=span,
     )
 
 
@@ -116,7 +140,13 @@ async def replan_detached(
     async with pool.acquire() as conn, conn.transaction():
         await repository.lock_region(conn, region)
         return await apply_plan(
-            conn, region=region, problem=problem, result=result, emitter=emitter, cause=None
+            conn,
+            region=region,
+            problem=problem,
+            result=result,
+            emitter=emitter,
+            cause=None,
+            span=span,
         )
 
 
@@ -128,24 +158,44 @@ async def apply_plan(
     result: engine.Plan,
     emitter: Emitter,
     cause: Envelope[Any] | None,
+    span: repository.Span = None,
 ) -> int:
     """Write a plan's offers and reasons; return how many offers were made.
+
+    Only sessions ``in_view`` of the ``span`` planned are offered or given a reason:
+    the plan weighed the ones beyond only so that those in view keep every rule. Those
+    beyond that the plan would have offered are planned again soon, with their own
+    surroundings in view.
 
     Each offer is checked again first (the session still open, unchanged and unoffered;
     the clinician still free and the window still there): a plan made from a snapshot
     may be overtaken. What was overtaken is planned again soon.
     """
     now = datetime.now(UTC)
+    view = in_view(span)
+
+    def seen(session: OpenSession) -> bool:
+        return view is None or (session.starts_at < view[1] and view[0] < session.ends_at)
+
     made = 0
     overtaken: list[tuple[datetime, datetime]] = []
+    beyond = {s.id for s in problem.sessions if not seen(s)}
     for proposal in result.proposals:
+        if proposal.session.id in beyond:
+            overtaken.append((proposal.session.starts_at, proposal.session.ends_at))
+            continue
         if not await repository.still_offerable(conn, proposal, now):
             overtaken.append((proposal.session.starts_at, proposal.session.ends_at))
             continue
         await _offer(conn, proposal, region=region, emitter=emitter, cause=cause, now=now)
         made += 1
     news = await repository.set_unmatched(
-        conn, {session_id: unplaced.why.value for session_id, unplaced in result.unplaced.items()}
+        conn,
+        {
+            session_id: unplaced.why.value
+            for session_id, unplaced in result.unplaced.items()
+            if session_id not in beyond
+        },
     )
     await emitter.emit_many(
         conn,
