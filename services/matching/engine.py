@@ -512,6 +512,18 @@ def plan(problem: Problem, *, now: datetime | None = None) -> Plan:  # noqa: PLR
                 warnings=warnings,
             )
         )
+    def kept_home(i: int) -> bool:
+        """Whether home first keeps pair ``i``'s clinician for their own sector: a
+        home-sector session of theirs overlapping this one is open, or is theirs in this
+        plan (they were once counted "taken" then, as if outranked)."""
+        if not problem.policy.home_first or not cross[i]:
+            return False
+        start, end = span(i)
+        return any(
+            state.holder.get(s_of[j], j) == j and overlaps(start, end, *span(j))
+            for j in home_pairs.get(c_of[i], ())
+        )
+
     unplaced: dict[uuid.UUID, Unplaced] = {}
     every_pair = (
         _Groups(ps, np.arange(len(ps)), np.zeros(len(ps), np.int64), len(sessions))
@@ -529,8 +541,7 @@ def plan(problem: Problem, *, now: datetime | None = None) -> Plan:  # noqa: PLR
         held = 0
         for i in untried:
             if not cross[i] or (
-                session.hours <= state.budget_left(home[c_of[i]]) + 1e-9
-                and open_home_session(i) is None
+                session.hours <= state.budget_left(home[c_of[i]]) + 1e-9 and not kept_home(i)
             ):
                 break
             held += 1

@@ -172,6 +172,9 @@ def test_home_first_keeps_a_clinician_for_their_own_sector(path: int) -> None:
     pharmacist = _window(home_sector=CP)
     result = _plan([pcn, pharmacy], [pharmacist], exact_max_pairs=path)
     assert _offers(result) == {pharmacy.id: pharmacist.clinician_id}
+    # The PCN session lost its one candidate to home first: the drain guard held it,
+    # not "clinicians taken" (as if outranked by a better session).
+    assert result.unplaced[pcn.id].why is Why.DRAIN_GUARD
     off = replace(OPEN_CAPS, home_first=False)
     assert _offers(_plan([pcn, pharmacy], [pharmacist], policy=off, exact_max_pairs=path)) == {
         pcn.id: pharmacist.clinician_id
