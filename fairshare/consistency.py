@@ -713,7 +713,13 @@ def _callbacks_per_event(
             f" {kinds['session.cancelled_by_clinician']} times, but clinicians gave it"
             f" up {gave_up[session_id]} times"
         )
-    reopened = kinds["session.cancelled_by_clinician"] + amended[session_id]
+    # An offered session is open again when its clinician gave the booking up, the
+    # practice amended it, or its offer lapsed (``session.unmatched`` says so).
+    reopened = (
+        kinds["session.cancelled_by_clinician"]
+        + kinds["session.unmatched"]
+        + amended[session_id]
+    )
     if kinds["session.offered"] > 1 + reopened:
         yield (
             f"{name} was called back as offered {kinds['session.offered']} times, but"

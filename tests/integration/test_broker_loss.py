@@ -89,9 +89,10 @@ async def test_service_recreates_topics_and_consumes_after_broker_restart(
         procs[0].kill()
         procs[0].wait()
         procs.append(start_broker(port, log_file=tmp_path / "tansu-2.log"))
-        # The consumer's own metadata requests may bring back the topics it reads;
-        # nothing but the keeper touches these, which the monitor never reads.
-        unread = {f"{topic_prefix}{t}" for t in ("deadletter", "bank.events")}
+        # The consumer's own metadata requests may bring back the topics it reads
+        # (every producer's stream, now that the monitor follows the bank's booking
+        # cancellations); nothing but the keeper touches the dead-letter topic.
+        unread = {f"{topic_prefix}deadletter"}
         assert not unread & await _topics(bootstrap)
 
         async def recreated() -> bool:
