@@ -716,9 +716,7 @@ def _callbacks_per_event(
     # An offered session is open again when its clinician gave the booking up, the
     # practice amended it, or its offer lapsed (``session.unmatched`` says so).
     reopened = (
-        kinds["session.cancelled_by_clinician"]
-        + kinds["session.unmatched"]
-        + amended[session_id]
+        kinds["session.cancelled_by_clinician"] + kinds["session.unmatched"] + amended[session_id]
     )
     if kinds["session.offered"] > 1 + reopened:
         yield (
