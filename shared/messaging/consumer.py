@@ -21,7 +21,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -266,10 +266,14 @@ class EventConsumer:
         fresh: list[bool] = []
         try:
             async with self.pool.acquire() as conn, conn.transaction():
+                # One statement claims the whole batch: a claim per event was a third of
+                # a busy consumer's round trips.
+                new = await inbox.claim_many(
+                    conn, [(envelope.event_id, envelope.type) for _, envelope, _ in work]
+                )
                 for _, envelope, handler in work:
-                    claimed = await inbox.claim(
-                        conn, event_id=envelope.event_id, event_type=envelope.type
-                    )
+                    claimed = envelope.event_id in new
+                    new.discard(envelope.event_id)  # the same event twice in one fetch
                     if claimed:
                         await handler(conn, envelope)
                     fresh.append(claimed)
@@ -283,15 +287,23 @@ class EventConsumer:
                 await self.handle(record.topic, record.key, record.value, record)
             return
         ms = round((time.perf_counter() - started) * 1000, 2)
+        # One line per batch at info; a line per event at debug. Under load a line per
+        # event was tens of thousands a minute, each rendered by the service and read
+        # through the supervisor's pipe (both measurable in the sustained benchmark).
+        log.info(
+            "events handled",
+            handled=dict(Counter(e.type for (_, e, _), c in zip(work, fresh, strict=True) if c)),
+            duplicates=len(fresh) - sum(fresh),
+            batch=len(work),
+            batch_ms=ms,
+        )
         for (_, envelope, _), claimed in zip(work, fresh, strict=True):
-            log.info(
+            log.debug(
                 "event handled" if claimed else "duplicate event ignored",
                 event_id=str(envelope.event_id),
                 event_type=envelope.type,
                 correlation_id=str(envelope.correlation_id),
                 region=envelope.region,
-                batch=len(work),
-                batch_ms=ms,
             )
         self.progress.handled += sum(fresh)
         self.progress.duplicates += len(fresh) - sum(fresh)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -24,6 +25,10 @@ def make_broker(bootstrap: str, logger: Any) -> KafkaBroker:
         enable_idempotence=False,
         acks="all",
         logger=logger,
+        # FastStream's "Received" and "Processed" for every message go to debug: our
+        # consumer logs each batch it handles, and two lines per message were most of
+        # a busy service's log volume.
+        log_level=logging.DEBUG,
         client_id="fairshare",
     )
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from shared.db.outbox import Relay
@@ -163,6 +163,53 @@ async def test_failures_that_pass_are_retried_not_parked(
     assert sent == []
     assert consumer.progress.failing_since is None
     assert await _effects(pool) == {event.event_id}
+
+
+async def test_a_batch_claims_its_events_at_once_and_handles_each_once(
+    pool: asyncpg.Pool, topic_prefix: str, region: str
+) -> None:
+    """One fetch holding an event twice and an event handled before: the batch claims
+    its events in one statement and each new event has its effect once."""
+    dead: list[Any] = []
+
+    class Parking:
+        async def publish(self, **message: Any) -> None:
+            dead.append(message)
+
+    consumer = EventConsumer(
+        service="mf",
+        pool=pool,
+        dead_letters=Parking(),
+        handlers={"session.posted": _record},
+        topic_prefix=topic_prefix,
+    )
+    topic = topic_for("session.posted", topic_prefix)
+    before, twice, once = _event(region), _event(region), _event(region)
+    assert await consumer.handle(topic, region.encode(), before.model_dump_json().encode())
+
+    def record(offset: int, event: Envelope[Any]) -> ConsumerRecord[bytes, bytes]:
+        return ConsumerRecord(
+            topic,
+            0,
+            offset,
+            0,
+            0,
+            region.encode(),
+            event.model_dump_json().encode(),
+            None,
+            0,
+            0,
+            [],
+        )
+
+    batch = [record(1, twice), record(2, before), record(3, twice), record(4, once)]
+    await consumer.handle_batch(batch)
+    rows = await pool.fetch("SELECT event_id FROM effects")
+    assert sorted(str(r["event_id"]) for r in rows) == sorted(
+        str(e.event_id) for e in (before, twice, once)
+    )
+    assert (consumer.progress.handled, consumer.progress.duplicates) == (3, 2)
+    assert dead == []
 
 
 async def test_a_lost_broker_gets_the_producers_kept_events_again(
