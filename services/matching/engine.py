@@ -512,6 +512,7 @@ def plan(problem: Problem, *, now: datetime | None = None) -> Plan:  # noqa: PLR
                 warnings=warnings,
             )
         )
+
     def kept_home(i: int) -> bool:
         """Whether home first keeps pair ``i``'s clinician for their own sector: a
         home-sector session of theirs overlapping this one is open, or is theirs in this

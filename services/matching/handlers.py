@@ -12,6 +12,7 @@ import structlog
 
 from services.matching import ledger, planning, repository
 from services.matching.domain import Window
+from services.matching.ports import MatchingRepository
 from shared.db.types import Conn
 from shared.events import (
     AvailabilityOffered,
@@ -29,21 +30,24 @@ from shared.runtime import Runtime
 log = structlog.get_logger(__name__)
 
 
-def handlers(emitter: Emitter, *, debounce_s: float = 0.2) -> dict[str, Handler]:
+def handlers(
+    emitter: Emitter, *, debounce_s: float = 0.2, repo: MatchingRepository = repository
+) -> dict[str, Handler]:
     """Event type → handler, for the service's consumer.
 
     Handlers record what changed and ask for a re-plan of the stretch of time it
     touches; the planner runs it once the region's first request falls due, so a burst
-    of events (a batch of 500 sessions) is planned together, not one by one.
+    of events (a batch of 500 sessions) is planned together, not one by one. ``repo``
+    is the SQL repository in the service (an in-memory one in the unit tests).
     """
 
     async def plan_soon(conn: Conn, region: str, span: repository.Span) -> None:
         due = datetime.now(UTC) + timedelta(seconds=debounce_s)
-        await repository.request_plan(conn, region, span, due_at=due)
+        await repo.request_plan(conn, region, span, due_at=due)
 
     async def on_session_posted(conn: Conn, envelope: Envelope[Any]) -> None:
         data: SessionPosted = envelope.data
-        await repository.insert_session(conn, envelope.region, data)
+        await repo.insert_session(conn, envelope.region, data)
         await plan_soon(conn, envelope.region, (data.starts_at, data.ends_at))
 
     async def on_availability_offered(conn: Conn, envelope: Envelope[Any]) -> None:
@@ -61,20 +65,20 @@ def handlers(emitter: Emitter, *, debounce_s: float = 0.2) -> dict[str, Handler]
             wtr_opt_out=data.wtr_opt_out,
             self_employed=data.self_employed,
         )
-        await repository.insert_window(
+        await repo.insert_window(
             conn, region=envelope.region, availability_id=data.availability_id, window=window
         )
         await plan_soon(conn, envelope.region, (data.starts_at, data.ends_at))
 
     async def on_offer_accepted(conn: Conn, envelope: Envelope[Any]) -> None:
-        await planning.confirm(conn, envelope=envelope, emitter=emitter)
+        await planning.confirm(conn, envelope=envelope, emitter=emitter, repo=repo)
 
     async def on_session_amended(conn: Conn, envelope: Envelope[Any]) -> None:
         """A changed time, role or skills voids bookings and offers: plan it afresh."""
         data: SessionAmended = envelope.data
-        before = await repository.session_span(conn, data.session_id)
-        if await repository.update_session(conn, envelope.region, data):
-            await repository.release(conn, data.session_id, status="open")
+        before = await repo.session_span(conn, data.session_id)
+        if await repo.update_session(conn, envelope.region, data):
+            await repo.release(conn, data.session_id, status="open")
             await ledger.session_released(
                 conn,
                 region=envelope.region,
@@ -82,6 +86,7 @@ def handlers(emitter: Emitter, *, debounce_s: float = 0.2) -> dict[str, Handler]
                 why="session_amended",
                 emitter=emitter,
                 cause=envelope,
+                repo=repo,
             )
             # Its clinician is free at the old time; the session needs one at the new.
             await plan_soon(conn, envelope.region, _union(before, (data.starts_at, data.ends_at)))
@@ -89,7 +94,7 @@ def handlers(emitter: Emitter, *, debounce_s: float = 0.2) -> dict[str, Handler]
     async def on_session_closed(conn: Conn, envelope: Envelope[Any]) -> None:
         """Cancelled or started unfilled: nothing more to offer, and its clinician is free."""
         status = "cancelled" if envelope.type == "session.cancelled" else "unfilled"
-        await repository.close_session(conn, envelope.region, envelope.data, status=status)
+        await repo.close_session(conn, envelope.region, envelope.data, status=status)
         await ledger.session_released(
             conn,
             region=envelope.region,
@@ -97,13 +102,14 @@ def handlers(emitter: Emitter, *, debounce_s: float = 0.2) -> dict[str, Handler]
             why=f"session_{status}",
             emitter=emitter,
             cause=envelope,
+            repo=repo,
         )
         await plan_soon(conn, envelope.region, (envelope.data.starts_at, envelope.data.ends_at))
 
     async def on_booking_cancelled(conn: Conn, envelope: Envelope[Any]) -> None:
         """The clinician gave it up: offer the session to someone else."""
         data: BookingCancelled = envelope.data
-        if await repository.cancel_booking(conn, data.offer_id, data.clinician_id):
+        if await repo.cancel_booking(conn, data.offer_id, data.clinician_id):
             await ledger.session_released(
                 conn,
                 region=envelope.region,
@@ -111,25 +117,26 @@ def handlers(emitter: Emitter, *, debounce_s: float = 0.2) -> dict[str, Handler]
                 why="booking_cancelled",
                 emitter=emitter,
                 cause=envelope,
+                repo=repo,
             )
-            await plan_soon(conn, envelope.region, await repository.offer_span(conn, data.offer_id))
+            await plan_soon(conn, envelope.region, await repo.offer_span(conn, data.offer_id))
 
     async def on_availability_withdrawn(conn: Conn, envelope: Envelope[Any]) -> None:
         """Time taken back: its unanswered offers go to someone else."""
         data: AvailabilityWithdrawn = envelope.data
-        span = await repository.withdraw_window(conn, data.availability_id, data.clinician_id)
-        if span and await repository.withdraw_offers_within(conn, data.clinician_id, *span):
+        span = await repo.withdraw_window(conn, data.availability_id, data.clinician_id)
+        if span and await repo.withdraw_offers_within(conn, data.clinician_id, *span):
             await plan_soon(conn, envelope.region, span)
 
     async def on_offer_declined(conn: Conn, envelope: Envelope[Any]) -> None:
         """No thank you: cascade to the next eligible clinician."""
         data: OfferDeclined = envelope.data
-        if await repository.decline(conn, data.offer_id, data.clinician_id):
-            await plan_soon(conn, envelope.region, await repository.offer_span(conn, data.offer_id))
+        if await repo.decline(conn, data.offer_id, data.clinician_id):
+            await plan_soon(conn, envelope.region, await repo.offer_span(conn, data.offer_id))
 
     async def on_clinician_transferred(conn: Conn, envelope: Envelope[Any]) -> None:
         """A permanent move between sectors: into the ledger, and plan with the new home."""
-        await ledger.transferred(conn, envelope=envelope, emitter=emitter)
+        await ledger.transferred(conn, envelope=envelope, emitter=emitter, repo=repo)
         await plan_soon(conn, envelope.region, None)
 
     return {

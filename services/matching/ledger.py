@@ -10,7 +10,9 @@ import asyncpg
 import structlog
 
 from services.matching import repository
+from services.matching.domain import utc
 from services.matching.policy import cap_hours, past_alert
+from services.matching.ports import MatchingRepository
 from shared.catalogue import Sector
 from shared.db.types import Conn
 from shared.events import (
@@ -27,10 +29,17 @@ log = structlog.get_logger(__name__)
 
 
 async def session_moved(
-    conn: Conn, offer: asyncpg.Record, *, envelope: Envelope[Any], emitter: Emitter
+    conn: Conn,
+    offer: asyncpg.Record,
+    *,
+    envelope: Envelope[Any],
+    emitter: Emitter,
+    repo: MatchingRepository = repository,
 ) -> None:
     """A filled cross-sector session: count its hours out of the clinician's sector."""
-    hours = (offer["ends_at"] - offer["starts_at"]).total_seconds() / 3600
+    # In UTC: two times of one zone subtract by the wall clock (a 12-hour session across
+    # the March clock change counted 13).
+    hours = (utc(offer["ends_at"]) - utc(offer["starts_at"])).total_seconds() / 3600
     await _record(
         conn,
         MoveRecorded(
@@ -46,10 +55,17 @@ async def session_moved(
         ),
         envelope=envelope,
         emitter=emitter,
+        repo=repo,
     )
 
 
-async def transferred(conn: Conn, *, envelope: Envelope[Any], emitter: Emitter) -> None:
+async def transferred(
+    conn: Conn,
+    *,
+    envelope: Envelope[Any],
+    emitter: Emitter,
+    repo: MatchingRepository = repository,
+) -> None:
     """A permanent move: counted once, as the policy's hours, and the clinician rehomed.
 
     Rehoming leaves the hours they offered before the transfer with the sector they
@@ -57,10 +73,10 @@ async def transferred(conn: Conn, *, envelope: Envelope[Any], emitter: Emitter) 
     its cap's base cut).
     """
     data: ClinicianTransferred = envelope.data
-    await repository.rehome(conn, data.clinician_id, data.to_sector, envelope.occurred_at)
+    await repo.rehome(conn, data.clinician_id, data.to_sector, envelope.occurred_at)
     if data.from_sector is data.to_sector:
         return  # a change of employer within a sector moves nothing between sectors
-    policy = await repository.policy(conn, envelope.region)
+    policy = await repo.policy(conn, envelope.region)
     await _record(
         conn,
         MoveRecorded(
@@ -77,6 +93,7 @@ async def transferred(conn: Conn, *, envelope: Envelope[Any], emitter: Emitter) 
         ),
         envelope=envelope,
         emitter=emitter,
+        repo=repo,
     )
 
 
@@ -88,14 +105,15 @@ async def session_released(
     why: str,
     emitter: Emitter,
     cause: Envelope[Any] | None = None,
+    repo: MatchingRepository = repository,
 ) -> int:
     """The session's booking may have been released: reverse its move if so
     (``move.reversed``), giving its hours and cap room back, and re-check the alerts.
     Returns how many moves were reversed (0 or 1)."""
-    rows = await repository.reverse_released_moves(conn, region, why=why, session_id=session_id)
+    rows = await repo.reverse_released_moves(conn, region, why=why, session_id=session_id)
     await _reversed(conn, rows, emitter=emitter, cause=cause)
     if rows:
-        await check_alerts(conn, region=region, emitter=emitter, cause=cause)
+        await check_alerts(conn, region=region, emitter=emitter, cause=cause, repo=repo)
     return len(rows)
 
 
@@ -123,18 +141,22 @@ async def _reversed(
 
 
 async def keep_current(
-    pool: asyncpg.Pool, *, emitter: Emitter, now: datetime | None = None
+    pool: asyncpg.Pool,
+    *,
+    emitter: Emitter,
+    now: datetime | None = None,
+    repo: MatchingRepository = repository,
 ) -> None:
     """What time alone changes, for the sweep: publish reversals the ledger's repair made,
     and re-check every region's alerts as the window slides (a move leaving the window
     can clear an alert; offered hours leaving it can raise one)."""
     now = now or datetime.now(UTC)
     async with pool.acquire() as conn, conn.transaction():
-        await _reversed(conn, await repository.unpublished_reversals(conn), emitter=emitter)
-    for region in await repository.ledger_regions(pool, now - timedelta(days=_LONGEST_WINDOW)):
+        await _reversed(conn, await repo.unpublished_reversals(conn), emitter=emitter)
+    for region in await repo.ledger_regions(pool, now - timedelta(days=_LONGEST_WINDOW)):
         async with pool.acquire() as conn, conn.transaction():
-            await repository.lock_region(conn, region)
-            await check_alerts(conn, region=region, emitter=emitter, now=now)
+            await repo.lock_region(conn, region)
+            await check_alerts(conn, region=region, emitter=emitter, now=now, repo=repo)
 
 
 # Regions with a live move this recent are re-checked (longer than any policy's window).
@@ -142,12 +164,17 @@ _LONGEST_WINDOW = 366
 
 
 async def _record(
-    conn: Conn, move: MoveRecorded, *, envelope: Envelope[Any], emitter: Emitter
+    conn: Conn,
+    move: MoveRecorded,
+    *,
+    envelope: Envelope[Any],
+    emitter: Emitter,
+    repo: MatchingRepository = repository,
 ) -> None:
     region = envelope.region
     try:
         async with conn.transaction():
-            added = await repository.record_move(
+            added = await repo.record_move(
                 conn,
                 move_id=move.move_id,
                 region=region,
@@ -165,7 +192,7 @@ async def _record(
     if not added:
         return
     await emitter.emit(conn, move, region=region, cause=envelope)
-    await check_alerts(conn, region=region, emitter=emitter, cause=envelope)
+    await check_alerts(conn, region=region, emitter=emitter, cause=envelope, repo=repo)
 
 
 async def check_alerts(
@@ -175,6 +202,7 @@ async def check_alerts(
     emitter: Emitter,
     cause: Envelope[Any] | None = None,
     now: datetime | None = None,
+    repo: MatchingRepository = repository,
 ) -> list[Sector]:
     """Raise ``sector.drain_alert`` for each sector newly past its alert share, and
     ``sector.drain_cleared`` for each that has fallen back under it.
@@ -183,9 +211,9 @@ async def check_alerts(
     alerted once per crossing, not on every move. Returns the sectors alerted now.
     """
     now = now or datetime.now(UTC)
-    policy = await repository.policy(conn, region)
-    balances = await repository.balances(conn, region, now, policy.window_days)
-    standing = await repository.alerted_sectors(conn, region)
+    policy = await repo.policy(conn, region)
+    balances = await repo.balances(conn, region, now, policy.window_days)
+    standing = await repo.alerted_sectors(conn, region)
     raised = []
     for sector, balance in balances.items():
         over = balance.offered_hours > 0 and past_alert(policy, sector, balance)
@@ -200,7 +228,7 @@ async def check_alerts(
             "used_pct": round(100 * balance.net_out_hours / cap, 1) if cap else 100.0,
             "window_days": policy.window_days,
         }
-        await repository.set_alert(conn, region, sector, raised=over)
+        await repo.set_alert(conn, region, sector, raised=over)
         event = SectorDrainAlert(**figures) if over else SectorDrainCleared(**figures)
         await emitter.emit(conn, event, region=region, cause=cause)
         log.warning("sector drain alert", region=region, sector=sector.value, raised=over)

@@ -14,9 +14,10 @@ import asyncpg
 import structlog
 
 from services.matching import engine, ledger, repository, working_time
-from services.matching.domain import OpenSession, Proposal, offer_expiry, overlaps
+from services.matching.domain import OpenSession, Proposal, offer_expiry, overlaps, utc
 from services.matching.explain import words
 from services.matching.policy import budget
+from services.matching.ports import MatchingRepository
 from shared.catalogue import Sector
 from shared.db.types import Conn
 from shared.events import (
@@ -52,7 +53,12 @@ def in_view(span: repository.Span) -> repository.Span:
 
 
 async def read_problem(
-    conn: Conn, *, region: str, now: datetime, span: repository.Span = None
+    conn: Conn,
+    *,
+    region: str,
+    now: datetime,
+    span: repository.Span = None,
+    repo: MatchingRepository = repository,
 ) -> engine.Problem:
     """What the engine needs to plan ``region`` (near ``span`` if given).
 
@@ -64,17 +70,17 @@ async def read_problem(
     clinician to 51 hours in 7 days). ``apply_plan`` offers only what is in view.
     """
     context = _widen(in_view(span), SESSION_REACH)
-    policy = await repository.policy(conn, region)
+    policy = await repo.policy(conn, region)
     return engine.Problem(
-        sessions=await repository.sessions_needing_offer(conn, region, now, context),
-        windows=await repository.windows(conn, region, now, context),
-        commitments=await repository.commitments(
+        sessions=await repo.sessions_needing_offer(conn, region, now, context),
+        windows=await repo.windows(conn, region, now, context),
+        commitments=await repo.commitments(
             conn, region, now, _widen(context, WTR_REACH + SESSION_REACH)
         ),
         policy=policy,
-        balances=await repository.balances(conn, region, now, policy.window_days),
-        already_tried=await repository.tried_pairs(conn, region, context),
-        worked_before=await repository.worked_before(conn, region, now),
+        balances=await repo.balances(conn, region, now, policy.window_days),
+        already_tried=await repo.tried_pairs(conn, region, context),
+        worked_before=await repo.worked_before(conn, region, now),
     )
 
 
@@ -86,6 +92,7 @@ async def replan(
     cause: Envelope[Any] | None = None,
     now: datetime | None = None,
     span: repository.Span = None,
+    repo: MatchingRepository = repository,
 ) -> int:
     """Offer every open session of ``region`` that can be offered; return how many.
 
@@ -97,8 +104,8 @@ async def replan(
     All in the caller's transaction; the running service uses ``replan_detached``.
     """
     now = now or datetime.now(UTC)
-    await repository.lock_region(conn, region)
-    problem = await read_problem(conn, region=region, now=now, span=span)
+    await repo.lock_region(conn, region)
+    problem = await read_problem(conn, region=region, now=now, span=span, repo=repo)
     if not problem.sessions:
         return 0
     result = engine.plan(problem)
@@ -110,6 +117,7 @@ async def replan(
         emitter=emitter,
         cause=cause,
         span=span,
+        repo=repo,
     )
 
 
@@ -159,6 +167,7 @@ async def apply_plan(
     emitter: Emitter,
     cause: Envelope[Any] | None,
     span: repository.Span = None,
+    repo: MatchingRepository = repository,
 ) -> int:
     """Write a plan's offers and reasons; return how many offers were made.
 
@@ -184,12 +193,14 @@ async def apply_plan(
         if proposal.session.id in beyond:
             overtaken.append((proposal.session.starts_at, proposal.session.ends_at))
             continue
-        if not await repository.still_offerable(conn, proposal, now):
+        if not await repo.still_offerable(conn, proposal, now):
             overtaken.append((proposal.session.starts_at, proposal.session.ends_at))
             continue
-        await _offer(conn, proposal, region=region, emitter=emitter, cause=cause, now=now)
+        await _offer(
+            conn, proposal, region=region, emitter=emitter, cause=cause, now=now, repo=repo
+        )
         made += 1
-    news = await repository.set_unmatched(
+    news = await repo.set_unmatched(
         conn,
         {
             session_id: unplaced.why.value
@@ -216,7 +227,7 @@ async def apply_plan(
     )
     if overtaken:
         span = (min(s for s, _ in overtaken), max(e for _, e in overtaken))
-        await repository.request_plan(
+        await repo.request_plan(
             conn, region, span, due_at=datetime.now(UTC) + timedelta(seconds=0.2)
         )
     log.info(
@@ -256,12 +267,14 @@ class Pacer:
         self.not_before[region] = time.monotonic() + rest
 
 
-async def run_request(conn: Conn, *, region: str, emitter: Emitter) -> int:
+async def run_request(
+    conn: Conn, *, region: str, emitter: Emitter, repo: MatchingRepository = repository
+) -> int:
     """Carry out the region's requested re-plan, if any; return how many offers."""
-    found, span = await repository.take_plan_request(conn, region)
+    found, span = await repo.take_plan_request(conn, region)
     if not found:
         return 0
-    return await replan(conn, region=region, emitter=emitter, span=span)
+    return await replan(conn, region=region, emitter=emitter, span=span, repo=repo)
 
 
 async def run_request_detached(
@@ -294,10 +307,11 @@ async def _offer(
     emitter: Emitter,
     cause: Envelope[Any] | None,
     now: datetime,
+    repo: MatchingRepository = repository,
 ) -> None:
     offer_id = uuid.uuid4()
     expires_at = offer_expiry(now, proposal.session.starts_at)
-    await repository.insert_offer(
+    await repo.insert_offer(
         conn, offer_id=offer_id, region=region, proposal=proposal, expires_at=expires_at
     )
     session = proposal.session
@@ -326,7 +340,13 @@ async def _offer(
     )
 
 
-async def confirm(conn: Conn, *, envelope: Envelope[Any], emitter: Emitter) -> bool:
+async def confirm(
+    conn: Conn,
+    *,
+    envelope: Envelope[Any],
+    emitter: Emitter,
+    repo: MatchingRepository = repository,
+) -> bool:
     """Book an accepted offer if it still stands; True when the session is filled.
 
     An acceptance that can't be honoured (expired, session gone, clinician already
@@ -341,8 +361,8 @@ async def confirm(conn: Conn, *, envelope: Envelope[Any], emitter: Emitter) -> b
     """
     data: OfferAccepted = envelope.data
     # Before any row lock, as planning takes it before writing the same rows.
-    await repository.lock_region(conn, envelope.region)
-    offer = await repository.offer_for_update(conn, data.offer_id)
+    await repo.lock_region(conn, envelope.region)
+    offer = await repo.offer_for_update(conn, data.offer_id)
     if offer is None or offer["clinician_id"] != data.clinician_id:
         log.warning("acceptance of an unknown offer ignored", offer_id=str(data.offer_id))
         return False
@@ -360,35 +380,53 @@ async def confirm(conn: Conn, *, envelope: Envelope[Any], emitter: Emitter) -> b
         refusal = ("expired", "The offer had expired when you accepted it.")
     elif offer["session_status"] != "open":
         refusal = ("lost", "The session was filled or withdrawn before you accepted.")
-    elif (broken := await _rule_broken(conn, offer, region=envelope.region)) is not None:
+    elif (broken := await _rule_broken(conn, offer, region=envelope.region, repo=repo)) is not None:
         refusal = broken
     else:
         try:
             async with conn.transaction():
-                await repository.book(conn, offer)
+                await repo.book(conn, offer)
         except (asyncpg.ExclusionViolationError, asyncpg.UniqueViolationError):
             refusal = ("lost", "You are already booked at an overlapping time.")
         else:
-            await _fill(conn, offer, envelope=envelope, emitter=emitter)
+            await _fill(conn, offer, envelope=envelope, emitter=emitter, repo=repo)
             return True
-    await _refuse(conn, offer, refusal, envelope=envelope, emitter=emitter)
+    await _refuse(conn, offer, refusal, envelope=envelope, emitter=emitter, repo=repo)
     return False
 
 
-async def _rule_broken(conn: Conn, offer: asyncpg.Record, *, region: str) -> tuple[str, str] | None:
+async def _rule_broken(
+    conn: Conn, offer: asyncpg.Record, *, region: str, repo: MatchingRepository = repository
+) -> tuple[str, str] | None:
     """Why booking ``offer`` now would break a rule (the offer's status, and the reason in
     plain words); None if it breaks none.
 
     Overlap with the clinician's other bookings, the working-time rules (for the
     self-employed only a warning, logged: they may take it) and, for a cross-sector
-    booking, the home sector's cap, all against the state now.
+    booking, the home sector's cap, all against the state now. An acceptance handled
+    after its offer expired must also find what was offered since still standing: the
+    session not offered to someone else, and the clinician's newer offers kept (else a
+    session had two holders, and a clinician a booking overlapping their live offer).
     """
     clinician = offer["clinician_id"]
-    new = (offer["starts_at"], offer["ends_at"])
-    others = await repository.bookings_near(conn, clinician, new, reach=working_time.WEEK)
+    # In UTC, as at the engine's edge: rest is real time across the clock changes.
+    new = (utc(offer["starts_at"]), utc(offer["ends_at"]))
+    now = datetime.now(UTC)
+    booked = await repo.bookings_near(conn, clinician, new, reach=working_time.WEEK)
+    others = [(utc(s), utc(e)) for s, e in booked]
+    if offer["expires_at"] <= now:
+        since = await repo.live_offers_against(conn, offer["id"], now, reach=working_time.WEEK)
+        mine = [(utc(s), utc(e)) for session, s, e in since if session != offer["session_id"]]
+        if len(mine) < len(since) or any(overlaps(*new, *other) for other in mine):
+            return (
+                "lost",
+                "Your offer had expired when your acceptance reached us, and the session or"
+                " your time has been offered again since.",
+            )
+        others = others + mine
     if any(overlaps(*new, *other) for other in others):
         return ("lost", "You are already booked at an overlapping time.")
-    opted_out, self_employed = await repository.working_time_terms(conn, clinician, new)
+    opted_out, self_employed = await repo.working_time_terms(conn, clinician, new)
     breaches = working_time.breaches(new, others, opted_out=opted_out)
     if breaches and not self_employed:
         reason = "With your other bookings it would break the working-time rules. "
@@ -398,9 +436,8 @@ async def _rule_broken(conn: Conn, offer: asyncpg.Record, *, region: str) -> tup
     home, sector = Sector(offer["clinician_home_sector"]), Sector(offer["sector"])
     if home is sector:
         return None
-    now = datetime.now(UTC)
-    policy = await repository.policy(conn, region)
-    balance = (await repository.balances(conn, region, now, policy.window_days))[home]
+    policy = await repo.policy(conn, region)
+    balance = (await repo.balances(conn, region, now, policy.window_days))[home]
     # A live cross-sector offer counts in the balance already, as if accepted; one that
     # expired meanwhile gave its room back (perhaps to another move), so needs it again.
     hours = 0.0 if offer["expires_at"] > now else (new[1] - new[0]).total_seconds() / 3600
@@ -420,9 +457,10 @@ async def _refuse(
     *,
     envelope: Envelope[Any],
     emitter: Emitter,
+    repo: MatchingRepository = repository,
 ) -> None:
     status, reason = refusal
-    await repository.set_offer_status(conn, offer["id"], status)
+    await repo.set_offer_status(conn, offer["id"], status)
     await emitter.emit(
         conn,
         OfferRefused(
@@ -435,7 +473,7 @@ async def _refuse(
         cause=envelope,
     )
     # Someone else may take it: plan its stretch of time again soon.
-    await repository.request_plan(
+    await repo.request_plan(
         conn,
         envelope.region,
         (offer["starts_at"], offer["ends_at"]),
@@ -444,9 +482,14 @@ async def _refuse(
 
 
 async def _fill(
-    conn: Conn, offer: asyncpg.Record, *, envelope: Envelope[Any], emitter: Emitter
+    conn: Conn,
+    offer: asyncpg.Record,
+    *,
+    envelope: Envelope[Any],
+    emitter: Emitter,
+    repo: MatchingRepository = repository,
 ) -> None:
-    await repository.set_offer_status(conn, offer["id"], "accepted")
+    await repo.set_offer_status(conn, offer["id"], "accepted")
     await emitter.emit(
         conn,
         SessionFilled(
@@ -463,4 +506,4 @@ async def _fill(
         cause=envelope,
     )
     if offer["sector"] != offer["clinician_home_sector"]:
-        await ledger.session_moved(conn, offer, envelope=envelope, emitter=emitter)
+        await ledger.session_moved(conn, offer, envelope=envelope, emitter=emitter, repo=repo)

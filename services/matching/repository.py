@@ -282,6 +282,24 @@ async def bookings_near(
     return [(r["starts_at"], r["ends_at"]) for r in rows]
 
 
+async def live_offers_against(
+    conn: Conn, offer_id: uuid.UUID, now: datetime, *, reach: timedelta
+) -> list[tuple[uuid.UUID, datetime, datetime]]:
+    """Live offers other than ``offer_id`` that booking it must respect: of its session
+    (offered to someone else since), or of its clinician within ``reach`` of it; each as
+    (session, start, end)."""
+    rows = await conn.fetch(
+        "SELECT o.session_id, o.starts_at, o.ends_at FROM offers o JOIN offers x ON x.id = $1"
+        " WHERE o.id <> x.id AND o.status = 'offered' AND o.expires_at > $2"
+        " AND (o.session_id = x.session_id OR (o.clinician_id = x.clinician_id"
+        " AND o.starts_at < x.ends_at + $3 AND o.ends_at > x.starts_at - $3))",
+        offer_id,
+        now,
+        reach,
+    )
+    return [(r["session_id"], r["starts_at"], r["ends_at"]) for r in rows]
+
+
 async def working_time_terms(
     conn: Conn, clinician_id: uuid.UUID, span: tuple[datetime, datetime]
 ) -> tuple[bool, bool]:
@@ -704,11 +722,16 @@ async def unpublished_reversals(conn: Conn) -> list[asyncpg.Record]:
 
 
 async def ledger_regions(conn: Conn | asyncpg.Pool, since: datetime) -> list[str]:
-    """Regions whose drain alerts may change as time passes: a move still counting, or an
-    alert standing."""
+    """Regions whose drain alerts may change as time passes: a move still counting, an
+    alert standing, or a live cross-sector offer (counted in net outflow as if accepted:
+    without it, a region whose plans lent past the alert share before any acceptance
+    was never alerted)."""
     rows = await conn.fetch(
         "SELECT region FROM moves WHERE at > $1 AND reversed_at IS NULL"
-        " UNION SELECT region FROM drain_alerts",
+        " UNION SELECT region FROM drain_alerts"
+        " UNION SELECT o.region FROM offers o JOIN sessions s ON s.id = o.session_id"
+        " WHERE o.status = 'offered' AND o.expires_at > now()"
+        " AND s.sector <> o.clinician_home_sector",
         since,
     )
     return [r["region"] for r in rows]
