@@ -82,6 +82,12 @@ async def test_home_first_sees_the_overlapping_home_session_beyond_the_stretch(
         await repository.insert_session(conn, region, pharmacy)
         await planning.replan(conn, region=region, emitter=emitter, span=SPAN)
     assert (await _offers(pool, region)).get(gp_session.session_id) != pharmacist
+    # And the GP session is explained as held by the drain guard (home first kept its
+    # only candidate), not as if a better session had taken them.
+    why = await pool.fetchval(
+        "SELECT unmatched_why FROM sessions WHERE id = $1", gp_session.session_id
+    )
+    assert why == "held_by_drain_guard"
     async with pool.acquire() as conn, conn.transaction():
         await planning.run_request(conn, region=region, emitter=emitter)
     assert (await _offers(pool, region)).get(pharmacy.session_id) == pharmacist
@@ -118,3 +124,35 @@ async def test_the_48_hour_rule_counts_commitments_beyond_the_stretch(
             )
         await planning.replan(conn, region=region, emitter=emitter, span=SPAN)
     assert (await _offers(pool, region)).get(edge.session_id) is None
+
+
+async def test_hours_past_the_limit_in_another_week_bar_nothing_later(
+    pool: asyncpg.Pool, region: str
+) -> None:
+    """A GP holds 60 hours of offers in the coming five days (past the 48-hour limit,
+    as bookings made by hand or before the rule can be). A session 9 days on, whose 7
+    days hold none of those hours, is still offered to them, by the whole-region plan."""
+    emitter = Emitter(producer="matching", schema=SCHEMA)
+    gp = uuid.uuid4()
+    held = [_at(24 * d, 12) for d in range(5)]
+    later = _at(24 * 9 + 8, 4)
+    async with pool.acquire() as conn, conn.transaction():
+        await _window(conn, region, gp, Profession.GP, GP, (24 * 9 + 7, 24 * 9 + 13))
+        await repository.insert_session(conn, region, later)
+        for session in held:
+            await repository.insert_session(conn, region, session)
+            await conn.execute(
+                "INSERT INTO offers (id, session_id, clinician_id, clinician_home_sector,"
+                " region, starts_at, ends_at, expires_at, reasons)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '[]'::jsonb)",
+                uuid.uuid4(),
+                session.session_id,
+                gp,
+                GP.value,
+                region,
+                session.starts_at,
+                session.ends_at,
+                datetime.now(UTC) + timedelta(hours=1),
+            )
+        assert await planning.replan(conn, region=region, emitter=emitter) == 1
+    assert (await _offers(pool, region)).get(later.session_id) == gp
