@@ -120,7 +120,10 @@ def _wait_for(check: Callable[[], bool], within_s: float, what: str, dev: Dev) -
     started = time.monotonic()
     while not check():
         if dev.proc.poll() is not None:
-            pytest.fail(f"fairshare dev exited ({dev.proc.returncode}) waiting for {what}")
+            pytest.fail(
+                f"fairshare dev exited ({dev.proc.returncode}) waiting for {what};"
+                f" the log ends:\n{dev.output()[-4000:]}"
+            )
         if time.monotonic() - started > within_s:
             pytest.fail(f"no {what} within {within_s} s; the log ends:\n{dev.output()[-4000:]}")
         time.sleep(0.2)
@@ -171,7 +174,15 @@ def dev() -> Iterator[Dev]:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
     system = Dev(proc, root / "data", log, kafka_port, base_port)
     try:
-        took = _wait_for(system.all_healthy, STARTUP_S, "healthy system", system)
+        # Up means the supervisor has said so too: until then a service that dies is a
+        # failed start-up, which stops everything (seen when a test killed one a moment
+        # after every /health answered, before the supervisor's own check).
+        took = _wait_for(
+            lambda: system.all_healthy() and "Fairshare is up" in system.output(),
+            STARTUP_S,
+            "healthy system",
+            system,
+        )
         print(f"\nfairshare dev healthy in {took:.1f} s")
         yield system
     finally:
