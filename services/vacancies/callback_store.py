@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,6 +35,38 @@ async def enqueue(
     )
     await conn.execute("SELECT pg_notify('vacancies_callbacks', '')")
     return webhook_id
+
+
+@dataclass(frozen=True)
+class NewCallback:
+    """A delivery to schedule (see ``enqueue``)."""
+
+    organisation: str
+    session_id: uuid.UUID | None
+    event_type: str
+    payload: dict[str, Any]
+    give_up_at: datetime
+
+
+async def enqueue_many(conn: Conn, callbacks: list[NewCallback]) -> list[str]:
+    """``enqueue`` for many deliveries in one statement; their webhook-ids, in order."""
+    if not callbacks:
+        return []
+    ids = [f"msg_{uuid.uuid4().hex}" for _ in callbacks]
+    await conn.execute(
+        "INSERT INTO callbacks (webhook_id, organisation, session_id, event_type, payload,"
+        " give_up_at) SELECT w, o, s, e, p, g FROM unnest($1::text[], $2::text[],"
+        " $3::uuid[], $4::text[], $5::jsonb[], $6::timestamptz[])"
+        " WITH ORDINALITY AS c(w, o, s, e, p, g, n) ORDER BY n",
+        ids,
+        [c.organisation for c in callbacks],
+        [c.session_id for c in callbacks],
+        [c.event_type for c in callbacks],
+        [c.payload for c in callbacks],
+        [c.give_up_at for c in callbacks],
+    )
+    await conn.execute("SELECT pg_notify('vacancies_callbacks', '')")
+    return ids
 
 
 async def claim_due(

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.vacancies import repository
-from services.vacancies.domain import FINAL, SessionStatus, after_event
-from services.vacancies.notify import notify
+from services.vacancies import callback_store, repository
+from services.vacancies.domain import (
+    FINAL,
+    Organisation,
+    SessionStatus,
+    StoredSession,
+    after_event,
+)
+from services.vacancies.notify import callback_body, notify
 from shared.db.types import Conn
 from shared.events import BookingCancelled, Envelope, SessionUnmatched
-from shared.messaging.consumer import Handler
+from shared.messaging.consumer import Batched, Handler, ManyHandler
 
 
 def handlers(callback_window: timedelta) -> dict[str, Handler]:
@@ -73,8 +80,19 @@ def handlers(callback_window: timedelta) -> dict[str, Handler]:
             extra={"reason": data.reason, "late": data.late},
         )
 
-    async def on_unmatched(conn: Conn, envelope: Envelope[Any]) -> None:
-        """Matching left a session of ours without a live offer, and says why.
+    return {
+        "session.unmatched": Batched(unmatched_handler(callback_window)),
+        "session.offered": on_progress,
+        "session.filled": on_progress,
+        "booking.cancelled": on_booking_cancelled,
+    }
+
+
+def unmatched_handler(callback_window: timedelta) -> ManyHandler:
+    """The handler of ``session.unmatched``, a run of events at a time."""
+
+    async def on_unmatched(conn: Conn, envelopes: list[Envelope[Any]]) -> None:
+        """Matching left sessions of ours without a live offer, and says why.
 
         Matching publishes this only once no offer of the session is live (its stream
         keeps ``session.offered`` before it), so an offered session whose offer was
@@ -82,28 +100,47 @@ def handlers(callback_window: timedelta) -> dict[str, Handler]:
         practice is told (``session.unmatched``). A filled, cancelled or unfilled one
         only keeps the reason: a booking is released here by the bank's
         ``booking.cancelled`` or the practice's own word, never by matching's news.
-        """
-        data: SessionUnmatched = envelope.data
-        session = await repository.session_by_id(conn, data.session_id)
-        if session is None:
-            return  # not posted through this service
-        await repository.set_unmatched(conn, data.session_id, data.why, data.detail)
-        if session.status not in (SessionStatus.OPEN, SessionStatus.OFFERED):
-            return
-        if session.status is SessionStatus.OFFERED:
-            session = replace(session, status=SessionStatus.OPEN)
-            await repository.save_session(conn, session)
-        await notify(
-            conn,
-            session,
-            "session.unmatched",
-            window=callback_window,
-            extra={"why": data.why, "detail": data.detail},
-        )
 
-    return {
-        "session.unmatched": on_unmatched,
-        "session.offered": on_progress,
-        "session.filled": on_progress,
-        "booking.cancelled": on_booking_cancelled,
-    }
+        Taken a run at a time (one plan can leave thousands of sessions unmatched at
+        once): the same outcome as one by one in order, in a few statements.
+        """
+        told: list[SessionUnmatched] = [e.data for e in envelopes]
+        sessions = await repository.sessions_by_ids(conn, list({d.session_id for d in told}))
+        reasons: dict[uuid.UUID, tuple[str | None, str | None]] = {}
+        reopened: dict[uuid.UUID, StoredSession] = {}
+        organisations: dict[str, Organisation | None] = {}
+        callbacks: list[callback_store.NewCallback] = []
+        for data in told:
+            session = sessions.get(data.session_id)
+            if session is None:
+                continue  # not posted through this service
+            reasons[session.id] = (data.why, data.detail)  # the last word stands
+            if session.status not in (SessionStatus.OPEN, SessionStatus.OFFERED):
+                continue
+            if session.status is SessionStatus.OFFERED:
+                session = replace(session, status=SessionStatus.OPEN)
+                sessions[session.id] = reopened[session.id] = session
+            if session.organisation not in organisations:
+                organisations[session.organisation] = await repository.organisation(
+                    conn, session.organisation
+                )
+            organisation = organisations[session.organisation]
+            if organisation is None or not organisation.callback_url:
+                continue
+            callbacks.append(
+                callback_store.NewCallback(
+                    organisation=session.organisation,
+                    session_id=session.id,
+                    event_type="session.unmatched",
+                    payload=callback_body(
+                        session, "session.unmatched", {"why": data.why, "detail": data.detail}
+                    ),
+                    give_up_at=datetime.now(UTC) + callback_window,
+                )
+            )
+        await repository.set_unmatched_many(conn, reasons)
+        for session in reopened.values():
+            await repository.save_session(conn, session)
+        await callback_store.enqueue_many(conn, callbacks)
+
+    return on_unmatched

@@ -194,6 +194,17 @@ async def session_by_id(conn: Conn, session_id: uuid.UUID) -> StoredSession | No
     return stored_session(row) if row else None
 
 
+async def sessions_by_ids(
+    conn: Conn, session_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, StoredSession]:
+    """Sessions by Fairshare's id, locked for update in id order; unknown ids left out."""
+    rows = await conn.fetch(
+        "SELECT * FROM sessions WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
+        session_ids,
+    )
+    return {row["id"]: stored_session(row) for row in rows}
+
+
 async def insert_session(conn: Conn, session: StoredSession) -> bool:
     """Store a newly posted session; False if its external id is already used."""
     d = session.details
@@ -389,6 +400,22 @@ async def set_unmatched(
         detail,
     )
     return result.endswith(" 1")
+
+
+async def set_unmatched_many(
+    conn: Conn, reasons: dict[uuid.UUID, tuple[str | None, str | None]]
+) -> None:
+    """``set_unmatched`` for many sessions in one statement."""
+    if not reasons:
+        return
+    await conn.execute(
+        "UPDATE sessions s SET unmatched_why = r.why, unmatched_detail = r.detail"
+        " FROM unnest($1::uuid[], $2::text[], $3::text[]) AS r(id, why, detail)"
+        " WHERE s.id = r.id",
+        list(reasons),
+        [why for why, _ in reasons.values()],
+        [detail for _, detail in reasons.values()],
+    )
 
 
 async def unmatched(conn: Conn, session_id: uuid.UUID) -> tuple[str | None, str | None]:

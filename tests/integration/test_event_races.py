@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import pytest
+from aiokafka import ConsumerRecord
 from pydantic import BaseModel
 
 from fairshare.infra_settings import bare_settings
@@ -51,6 +52,7 @@ from shared.events import (
     AvailabilityOffered,
     AvailabilityWithdrawn,
     BookingCancelled,
+    Envelope,
     OfferAccepted,
     OfferRefused,
     SessionAmended,
@@ -59,6 +61,7 @@ from shared.events import (
     SessionOffered,
     SessionPosted,
     SessionUnfilled,
+    SessionUnmatched,
     new_envelope,
     topic_for,
 )
@@ -1346,6 +1349,84 @@ async def test_vacancies_redelivered_booking_cancelled_is_handled_once(
     assert await vacancies.consumer.handle(*message) is False
     kinds = [kind for kind, _, _ in await v.callbacks()]
     assert kinds.count("session.cancelled_by_clinician") == 1
+
+
+async def test_vacancies_a_run_of_unmatched_news_ends_as_one_by_one(
+    vacancies: Service, region: str
+) -> None:
+    """Matching's ``session.unmatched`` for many sessions in one fetch (a plan leaves
+    thousands at once) is handled as a run, in a few statements: it must end exactly
+    as handling each alone, in order. An offered session twice (reopened, then told
+    again), an open one, a filled one (keeps the reason, no callback), and a session
+    not posted here."""
+
+    async def scenario(region: str, as_run: bool) -> Ended:
+        offered_v, open_v, filled_v = (Vacancies(vacancies, region) for _ in range(3))
+        for v in (offered_v, open_v, filled_v):
+            await v.post()
+        await offered_v.step(("session.offered", offered_v.offered(*offered_v.offer("X"))))()
+        y = filled_v.offer("Y")
+        await filled_v.step(
+            ("session.offered", filled_v.offered(*y)), ("session.filled", filled_v.filled(*y))
+        )()
+
+        def unmatched(v: Vacancies | None, why: str) -> Envelope[Any]:
+            session_id = v.session.id if v is not None and v.session else uuid.uuid4()
+            news = SessionUnmatched(
+                session_id=session_id,
+                organisation=v.organisation.ods_code if v else "Z99999",
+                why=why,
+                detail=f"Said as {why}.",
+            )
+            return new_envelope(
+                news,
+                event_type="session.unmatched",
+                schema_version=1,
+                region=region,
+                producer="matching",
+            )
+
+        news = [
+            unmatched(offered_v, "declined_by_all"),
+            unmatched(open_v, "no_eligible_clinician"),
+            unmatched(None, "no_eligible_clinician"),
+            unmatched(filled_v, "clinicians_taken"),
+            unmatched(offered_v, "clinicians_taken"),
+        ]
+        topic = topic_for("session.unmatched", vacancies.prefix)
+        bodies = [e.model_dump_json().encode() for e in news]
+        if as_run:
+            records = [
+                ConsumerRecord(topic, 0, i, 0, 0, region.encode(), b, None, 0, 0, [])
+                for i, b in enumerate(bodies)
+            ]
+            await vacancies.consumer.handle_batch(records)
+        else:
+            for body in bodies:
+                await vacancies.consumer.handle(topic, region.encode(), body)
+        assert not vacancies.dead_letters.sent
+        ended: dict[str, Any] = {}
+        for name, v in (("offered", offered_v), ("open", open_v), ("filled", filled_v)):
+            assert v.session is not None
+            why = await vacancies.pool.fetchval(
+                "SELECT unmatched_why FROM sessions WHERE id = $1", v.session.id
+            )
+            ended[name] = {**(await v.state()), "why": why, "callbacks": await v.callbacks()}
+        return Ended(ended)
+
+    as_run = await scenario(region, True)
+    one_by_one = await scenario(_fresh_region(region), False)
+    assert as_run.state == one_by_one.state
+    assert as_run.state["offered"]["status"] == "open"
+    assert as_run.state["offered"]["why"] == "clinicians_taken"
+    assert as_run.state["offered"]["callbacks"][-2:] == [
+        ("session.unmatched", "open", None),
+        ("session.unmatched", "open", None),
+    ]
+    assert as_run.state["open"]["callbacks"][-1] == ("session.unmatched", "open", None)
+    assert as_run.state["filled"]["status"] == "filled"
+    assert as_run.state["filled"]["why"] == "clinicians_taken"
+    assert "session.unmatched" not in {kind for kind, _, _ in as_run.state["filled"]["callbacks"]}
 
 
 # ---------------------------------------------------------------------------------------

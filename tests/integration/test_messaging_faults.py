@@ -23,9 +23,9 @@ from aiokafka.structs import OffsetAndMetadata
 from shared.db.outbox import Relay
 from shared.db.pool import create_pool
 from shared.db.types import Conn
-from shared.events import Envelope, SessionPosted, new_envelope
+from shared.events import Envelope, SessionCancelled, SessionPosted, new_envelope
 from shared.events.registry import PARTITIONS, dead_letter_topic, topic_for
-from shared.messaging.consumer import EventConsumer
+from shared.messaging.consumer import Batched, EventConsumer
 from shared.messaging.emitter import Emitter
 from shared.messaging.kafka import KafkaPublisher, make_broker
 from shared.messaging.topics import ensure_topics
@@ -210,6 +210,72 @@ async def test_a_batch_claims_its_events_at_once_and_handles_each_once(
     )
     assert (consumer.progress.handled, consumer.progress.duplicates) == (3, 2)
     assert dead == []
+
+
+async def test_a_batched_handler_takes_runs_in_stream_order(
+    pool: asyncpg.Pool, topic_prefix: str, region: str
+) -> None:
+    """Consecutive new events of a Batched type reach it as one run; another type
+    between them ends the run, so every handler still sees the stream's order, and a
+    duplicate neither joins a run nor splits one."""
+    calls: list[tuple[str, list[uuid.UUID]]] = []
+
+    async def many(conn: Conn, envelopes: list[Envelope[Any]]) -> None:
+        calls.append(("posted", [e.event_id for e in envelopes]))
+        for envelope in envelopes:
+            await _record(conn, envelope)
+
+    async def cancelled(conn: Conn, envelope: Envelope[Any]) -> None:
+        calls.append(("cancelled", [envelope.event_id]))
+
+    class Parking:
+        async def publish(self, **message: Any) -> None:
+            raise AssertionError(message)
+
+    consumer = EventConsumer(
+        service="mf",
+        pool=pool,
+        dead_letters=Parking(),
+        handlers={"session.posted": Batched(many), "session.cancelled": cancelled},
+        topic_prefix=topic_prefix,
+    )
+    topic = topic_for("session.posted", topic_prefix)
+    a, b, c, d = (_event(region) for _ in range(4))
+    stop = new_envelope(
+        SessionCancelled(
+            session_id=a.data.session_id,
+            organisation=a.data.organisation,
+            sector=a.data.sector,
+            starts_at=a.data.starts_at,
+            ends_at=a.data.ends_at,
+            reason=None,
+            late=False,
+            released_clinician_id=None,
+        ),
+        event_type="session.cancelled",
+        schema_version=1,
+        region=region,
+        producer="t",
+    )
+    order: list[Envelope[Any]] = [a, b, stop, c, a, d]
+    await consumer.handle_batch(
+        [
+            ConsumerRecord(
+                topic, 0, i, 0, 0, region.encode(), e.model_dump_json().encode(), None, 0, 0, []
+            )
+            for i, e in enumerate(order)
+        ]
+    )
+    assert calls == [
+        ("posted", [a.event_id, b.event_id]),
+        ("cancelled", [stop.event_id]),
+        ("posted", [c.event_id, d.event_id]),
+    ]
+    assert await _effects(pool) == {a.event_id, b.event_id, c.event_id, d.event_id}
+    # Handled on its own (as after a failed batch), an event is a run of one.
+    e = _event(region)
+    assert await consumer.handle(topic, region.encode(), e.model_dump_json().encode())
+    assert calls[-1] == ("posted", [e.event_id])
 
 
 async def test_a_lost_broker_gets_the_producers_kept_events_again(
