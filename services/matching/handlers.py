@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from concurrent.futures import Executor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +11,7 @@ import structlog
 
 from services.matching import ledger, planning, repository
 from services.matching.domain import Window
+from services.matching.plan_worker import PlanWorker
 from services.matching.ports import MatchingRepository
 from shared.db.types import Conn
 from shared.events import (
@@ -160,7 +160,7 @@ def _union(a: repository.Span, b: repository.Span) -> repository.Span:
 
 
 async def plan_due(
-    runtime: Runtime, executor: Executor | None = None, pacer: planning.Pacer | None = None
+    runtime: Runtime, worker: PlanWorker | None = None, pacer: planning.Pacer | None = None
 ) -> int:
     """Run every region's re-plan that has fallen due (and that ``pacer`` allows);
     return how many offers were made."""
@@ -171,7 +171,7 @@ async def plan_due(
         started = time.monotonic()
         try:
             made += await planning.run_request_detached(
-                runtime.pool, region=region, emitter=runtime.emitter, executor=executor
+                runtime.pool, region=region, emitter=runtime.emitter, worker=worker
             )
         finally:
             if pacer is not None:
@@ -182,20 +182,20 @@ async def plan_due(
 async def plan_due_forever(
     runtime: Runtime,
     poll_s: float,
-    executor: Executor | None = None,
+    worker: PlanWorker | None = None,
     pacer: planning.Pacer | None = None,
 ) -> None:
     """The debounced planner: a cheap poll for requests that have fallen due."""
     while True:
         await asyncio.sleep(poll_s)
         try:
-            await plan_due(runtime, executor, pacer)
+            await plan_due(runtime, worker, pacer)
         except Exception:  # the request is asked for again and retried next poll
             log.exception("planning failed")
 
 
 async def sweep_forever(
-    runtime: Runtime, every_s: float, full_every_s: float, executor: Executor | None = None
+    runtime: Runtime, every_s: float, full_every_s: float, worker: PlanWorker | None = None
 ) -> None:
     """Plan again where offers have expired, every ``every_s``; every region whole, every
     ``full_every_s``.
@@ -225,7 +225,7 @@ async def sweep_forever(
             last_full = time.monotonic()
             for region in await repository.regions_with_open_sessions(runtime.pool, now):
                 made = await planning.replan_detached(
-                    runtime.pool, region=region, emitter=runtime.emitter, executor=executor
+                    runtime.pool, region=region, emitter=runtime.emitter, worker=worker
                 )
                 if made:
                     log.info("full sweep made offers", region=region, offers=made)

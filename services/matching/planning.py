@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import structlog
@@ -29,6 +28,9 @@ from shared.events import (
     SessionUnmatched,
 )
 from shared.messaging.emitter import Emitter
+
+if TYPE_CHECKING:
+    from services.matching.plan_worker import PlanWorker
 
 log = structlog.get_logger(__name__)
 
@@ -127,24 +129,27 @@ async def replan_detached(
     region: str,
     emitter: Emitter,
     span: repository.Span = None,
-    executor: Executor | None = None,
+    worker: PlanWorker | None = None,
 ) -> int:
     """``replan`` off the consumers' path: read, plan and write in three steps.
 
     Planning a region with thousands of open sessions takes seconds of CPU. Done inside
     one transaction, in the event loop, it held rows the consumers wait on and stopped
     them handling events at all. Here the problem is read in a short snapshot, planned
-    by ``executor`` (the service passes a process of its own, so that planning holds
-    no lock the consumer needs, not even Python's; a worker thread otherwise), and
-    written in a short transaction that checks every offer against the state by then:
-    whatever changed meanwhile is left out, and its stretch of time planned again.
+    in a worker thread, and written in a short transaction that checks every offer
+    against the state by then: whatever changed meanwhile is left out, and its stretch
+    of time planned again. Given a ``worker`` (the running service's process of its
+    own), all three steps run there, so that planning takes nothing from this loop,
+    not even Python's lock (see plan_worker.py).
     """
+    if worker is not None:
+        return await worker.replan(region=region, emitter=emitter, span=span)
     now = datetime.now(UTC)
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         problem = await read_problem(conn, region=region, now=now, span=span)
     if not problem.sessions:
         return 0
-    result = await asyncio.get_running_loop().run_in_executor(executor, engine.plan, problem)
+    result = await asyncio.get_running_loop().run_in_executor(None, engine.plan, problem)
     async with pool.acquire() as conn, conn.transaction():
         await repository.lock_region(conn, region)
         return await apply_plan(
@@ -278,7 +283,7 @@ async def run_request(
 
 
 async def run_request_detached(
-    pool: asyncpg.Pool, *, region: str, emitter: Emitter, executor: Executor | None = None
+    pool: asyncpg.Pool, *, region: str, emitter: Emitter, worker: PlanWorker | None = None
 ) -> int:
     """``run_request`` off the consumers' path (see ``replan_detached``).
 
@@ -290,9 +295,7 @@ async def run_request_detached(
     if not found:
         return 0
     try:
-        return await replan_detached(
-            pool, region=region, emitter=emitter, span=span, executor=executor
-        )
+        return await replan_detached(pool, region=region, emitter=emitter, span=span, worker=worker)
     except Exception:
         async with pool.acquire() as conn, conn.transaction():
             await repository.request_plan(conn, region, span, due_at=datetime.now(UTC))
