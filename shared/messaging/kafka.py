@@ -11,17 +11,27 @@ from faststream.kafka import KafkaBroker
 
 from shared.db.outbox import Partition
 
+# A produce request's record batch per partition, at most. The client's default (16 KiB,
+# about 16 of our events) made the outbox relay send 200 events as 13 requests one after
+# another (one in flight per partition, to keep order); with Tansu answering each in
+# 20-60 ms under load, matching's relay published 200 events in 300 ms and a plan's
+# burst of thousands reached vacancies seconds late. Half of Apache Kafka's default
+# 1 MB message limit, so a batch is never refused there.
+MAX_BATCH_BYTES = 512 * 1024
+
 
 def make_broker(bootstrap: str, logger: Any) -> KafkaBroker:
-    """A broker with small producer batches.
+    """A broker whose producer sends a burst as few, large batches.
 
-    Tansu can skip the rest of a record batch when a consumer fetches from inside
-    it, so batches are kept small (``linger_ms`` of 1) and idempotence stays off
-    (Tansu 0.6 refuses InitProducerId).
+    Consumers may start reading inside a batch (a rewind after a failure, a committed
+    position mid-batch); tests/integration/test_broker_batches.py reads a burst of 500
+    from five offsets inside its batches and gets every later event once, in order.
+    Idempotence stays off (Tansu 0.6 refuses InitProducerId).
     """
     return KafkaBroker(
         bootstrap,
-        linger_ms=1,
+        linger_ms=5,
+        max_batch_size=MAX_BATCH_BYTES,
         enable_idempotence=False,
         acks="all",
         logger=logger,
