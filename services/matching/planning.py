@@ -152,7 +152,7 @@ async def replan_detached(
     result = await asyncio.get_running_loop().run_in_executor(None, engine.plan, problem)
     async with pool.acquire() as conn, conn.transaction():
         await repository.lock_region(conn, region)
-        return await apply_plan(
+        made = await apply_plan(
             conn,
             region=region,
             problem=problem,
@@ -160,7 +160,72 @@ async def replan_detached(
             emitter=emitter,
             cause=None,
             span=span,
+            news=False,
         )
+    # The reasons, and their news, a chunk a transaction: a region's plan can leave
+    # thousands of new sessions unplaced at once, and written in one transaction none
+    # reached the relay until the last was written, nor vacancies until the relay had
+    # published them all (up to 9 s old, measured at 100 posts/s). Chunk by chunk, the
+    # writing, publishing and handling overlap. Each chunk stands alone: a reason is
+    # stored with its event, and ``set_unmatched`` re-checks each session then.
+    unplaced = list(_unplaced_in_view(problem, result, span).items())
+    for start in range(0, len(unplaced), NEWS_CHUNK):
+        async with pool.acquire() as conn, conn.transaction():
+            await repository.lock_region(conn, region)
+            await record_unplaced(
+                conn,
+                region=region,
+                unplaced=dict(unplaced[start : start + NEWS_CHUNK]),
+                emitter=emitter,
+                cause=None,
+            )
+    return made
+
+
+# Sessions' reasons written per transaction by ``replan_detached`` (the relay publishes
+# up to 500 events a round).
+NEWS_CHUNK = 500
+
+
+def _unplaced_in_view(
+    problem: engine.Problem, result: engine.Plan, span: repository.Span
+) -> dict[uuid.UUID, engine.Unplaced]:
+    """The plan's unplaced sessions that ``apply_plan`` speaks for: those in view."""
+    view = in_view(span)
+    if view is None:
+        return dict(result.unplaced)
+    shown = {s.id for s in problem.sessions if s.starts_at < view[1] and view[0] < s.ends_at}
+    return {sid: u for sid, u in result.unplaced.items() if sid in shown}
+
+
+async def record_unplaced(
+    conn: Conn,
+    *,
+    region: str,
+    unplaced: dict[uuid.UUID, engine.Unplaced],
+    emitter: Emitter,
+    cause: Envelope[Any] | None,
+    repo: MatchingRepository = repository,
+) -> None:
+    """Store why each session has no offer, and publish the reasons that are new."""
+    news = await repo.set_unmatched(conn, {sid: u.why.value for sid, u in unplaced.items()})
+    await emitter.emit_many(
+        conn,
+        [
+            (
+                SessionUnmatched(
+                    session_id=session_id,
+                    organisation=news[session_id],
+                    why=u.why.value,
+                    detail=u.detail,
+                ),
+                region,
+            )
+            for session_id, u in unplaced.items()
+            if session_id in news
+        ],
+        cause=cause,
+    )
 
 
 async def apply_plan(
@@ -173,8 +238,11 @@ async def apply_plan(
     cause: Envelope[Any] | None,
     span: repository.Span = None,
     repo: MatchingRepository = repository,
+    news: bool = True,
 ) -> int:
     """Write a plan's offers and reasons; return how many offers were made.
+
+    ``news=False`` leaves the reasons to the caller (``record_unplaced``).
 
     Only sessions ``in_view`` of the ``span`` planned are offered or given a reason:
     the plan weighed the ones beyond only so that those in view keep every rule. Those
@@ -205,31 +273,15 @@ async def apply_plan(
             conn, proposal, region=region, emitter=emitter, cause=cause, now=now, repo=repo
         )
         made += 1
-    news = await repo.set_unmatched(
-        conn,
-        {
-            session_id: unplaced.why.value
-            for session_id, unplaced in result.unplaced.items()
-            if session_id not in beyond
-        },
-    )
-    await emitter.emit_many(
-        conn,
-        [
-            (
-                SessionUnmatched(
-                    session_id=session_id,
-                    organisation=news[session_id],
-                    why=unplaced.why.value,
-                    detail=unplaced.detail,
-                ),
-                region,
-            )
-            for session_id, unplaced in result.unplaced.items()
-            if session_id in news
-        ],
-        cause=cause,
-    )
+    if news:
+        await record_unplaced(
+            conn,
+            region=region,
+            unplaced=_unplaced_in_view(problem, result, span),
+            emitter=emitter,
+            cause=cause,
+            repo=repo,
+        )
     if overtaken:
         span = (min(s for s, _ in overtaken), max(e for _, e in overtaken))
         await repo.request_plan(

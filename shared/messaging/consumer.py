@@ -227,7 +227,9 @@ class EventConsumer:
     retry_delay_s: float = 0.5
     max_retry_delay_s: float = 30.0
     max_attempts: int = 5
-    max_batch: int = 200
+    # Records per fetch, handled in one transaction: bursts of thousands (a plan's news)
+    # cost a fetch, a claim and a commit per batch.
+    max_batch: int = 500
     progress: Progress = field(default_factory=Progress)
     subscriber: Any = None
     _attempts: dict[uuid.UUID, int] = field(default_factory=dict, repr=False)

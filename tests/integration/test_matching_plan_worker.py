@@ -91,3 +91,34 @@ async def test_a_replan_runs_whole_in_the_worker_and_a_dead_worker_is_replaced(
         assert await _offered(pool, second) == gp2
     finally:
         worker.shutdown()
+
+
+async def test_a_detached_replan_writes_reasons_chunk_by_chunk_and_loses_none(
+    pool: asyncpg.Pool, region: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five sessions nobody can take, written two per transaction: each gets its reason
+    and one ``session.unmatched``; planned again, nothing new is said."""
+    monkeypatch.setattr(planning, "NEWS_CHUNK", 2)
+    emitter = Emitter(producer="matching", schema=SCHEMA)
+    ids = []
+    async with pool.acquire() as conn, conn.transaction():
+        for day in range(5):
+            start = T + timedelta(days=day, hours=2)
+            session = session_posted(start, ends_at=start + timedelta(hours=4))
+            await repository.insert_session(conn, region, session)
+            ids.append(session.session_id)
+
+    async def told() -> list[str]:
+        rows = await pool.fetch(
+            "SELECT payload->'data'->>'session_id' AS s FROM outbox"
+            " WHERE event_type = 'session.unmatched' AND message_key = $1",
+            region,
+        )
+        return sorted(r["s"] for r in rows)
+
+    assert await planning.replan_detached(pool, region=region, emitter=emitter) == 0
+    assert await told() == sorted(str(i) for i in ids)
+    whys = await pool.fetch("SELECT unmatched_why FROM sessions WHERE id = ANY($1)", ids)
+    assert {r["unmatched_why"] for r in whys} == {"no_eligible_clinician"}
+    await planning.replan_detached(pool, region=region, emitter=emitter)
+    assert len(await told()) == 5
