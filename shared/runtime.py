@@ -155,7 +155,11 @@ async def running(
     tasks = [
         asyncio.create_task(
             run_relay(
-                relay, schema=schema, dsn=settings.database_url, poll_s=settings.outbox_poll_s
+                relay,
+                schema=schema,
+                dsn=settings.database_url,
+                poll_s=settings.outbox_poll_s,
+                gather_s=settings.outbox_gather_s,
             ),
             name=f"{service}-outbox-relay",
         ),

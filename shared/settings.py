@@ -50,6 +50,15 @@ class ServiceSettings(BaseSettings):
         validation_alias=AliasChoices("FAIRSHARE_OUTBOX_POLL_S"),
         description="Longest wait between outbox sweeps when no NOTIFY wakes the relay.",
     )
+    outbox_gather_s: float = Field(
+        default=0.05,
+        ge=0,
+        validation_alias=AliasChoices("FAIRSHARE_OUTBOX_GATHER_S"),
+        description=(
+            "How long the relay waits after a NOTIFY before publishing, so that events"
+            " committed close together go to the broker as one batch."
+        ),
+    )
     stall_s: float = Field(
         default=30.0,
         gt=0,

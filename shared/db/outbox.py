@@ -257,8 +257,16 @@ async def run_relay(
     schema: str,
     dsn: str,
     poll_s: float = 1.0,
+    gather_s: float = 0.0,
 ) -> None:
-    """Publish the outbox until cancelled, woken by NOTIFY or every ``poll_s`` seconds."""
+    """Publish the outbox until cancelled, woken by NOTIFY or every ``poll_s`` seconds.
+
+    Woken by a NOTIFY, it waits ``gather_s`` first. Vacancies commits a session at a
+    time (100 a second under load), and publishing each at once made a produce request,
+    and a fetch by every consumer, per event: most of the local broker's work, which
+    slowed every relay's publishing (measured: Tansu used more CPU than any service).
+    Gathered for 50 ms, they go as one batch, for at most 50 ms of delay.
+    """
     wake = asyncio.Event()
     listener: asyncpg.Connection | None = None
     backoff = 0.2
@@ -285,6 +293,8 @@ async def run_relay(
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=poll_s)
+                if gather_s:
+                    await asyncio.sleep(gather_s)
             wake.clear()
     finally:
         if listener is not None:
