@@ -25,7 +25,7 @@ from typing import Literal
 import asyncpg
 import structlog
 
-from services.matching import repository
+from services.matching import planning, repository
 from shared.db.pool import create_pool
 from shared.logging import configure_logging
 from shared.messaging.emitter import Emitter
@@ -59,8 +59,6 @@ def replan_here(job: Job) -> int:
 
 async def _replan(job: Job) -> int:
     global _pool  # noqa: PLW0603 - the worker process's one pool, kept between jobs
-    from services.matching import planning  # noqa: PLC0415 - planning imports this module
-
     if _pool is None:
         _pool = await create_pool(job.dsn, job.emitter.schema, max_size=2)
     return await planning.replan_detached(

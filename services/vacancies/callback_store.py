@@ -22,18 +22,9 @@ async def enqueue(
     give_up_at: datetime,
 ) -> str:
     """Schedule a delivery now, in the caller's transaction; return its webhook-id."""
-    webhook_id = f"msg_{uuid.uuid4().hex}"
-    await conn.execute(
-        "INSERT INTO callbacks (webhook_id, organisation, session_id, event_type, payload,"
-        " give_up_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        webhook_id,
-        organisation,
-        session_id,
-        event_type,
-        payload,
-        give_up_at,
+    [webhook_id] = await enqueue_many(
+        conn, [NewCallback(organisation, session_id, event_type, payload, give_up_at)]
     )
-    await conn.execute("SELECT pg_notify('vacancies_callbacks', '')")
     return webhook_id
 
 

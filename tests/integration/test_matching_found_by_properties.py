@@ -17,10 +17,10 @@ from services.matching.admin import set_policy
 from services.matching.domain import Window
 from shared.catalogue import Profession, Role, Sector
 from shared.db.types import Conn
-from shared.events import Envelope, OfferAccepted, SessionPosted, new_envelope
+from shared.events import Envelope, OfferAccepted, new_envelope
 from shared.messaging.emitter import Emitter
 from tests.factories import session_posted
-from tests.integration.matching_support import pool
+from tests.integration.matching_support import hand_made_offer, pool
 
 __all__ = ["pool"]  # the fixture, shared
 
@@ -44,32 +44,6 @@ async def _window(
         longitude=-2.24,
     )
     await repository.insert_window(conn, region=region, availability_id=uuid.uuid4(), window=window)
-
-
-async def _offer(
-    conn: Conn,
-    region: str,
-    session: SessionPosted,
-    who: uuid.UUID,
-    home: Sector,
-    expires_at: datetime,
-) -> asyncpg.Record:
-    """An offer as a plan made it (by hand, to set its expiry)."""
-    row = await conn.fetchrow(
-        "INSERT INTO offers (id, session_id, clinician_id, clinician_home_sector, region,"
-        " starts_at, ends_at, expires_at, reasons)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '[]'::jsonb) RETURNING *",
-        uuid.uuid4(),
-        session.session_id,
-        who,
-        home.value,
-        region,
-        session.starts_at,
-        session.ends_at,
-        expires_at,
-    )
-    assert row is not None
-    return row
 
 
 def _accepted(region: str, offer: asyncpg.Record, at: datetime) -> Envelope[Any]:
@@ -97,10 +71,18 @@ async def test_a_late_acceptance_is_refused_once_the_session_or_their_time_was_o
             await _window(conn, region, who, Profession.GP, GP)
         for session in (one, other):
             await repository.insert_session(conn, region, session)
-        late = await _offer(conn, region, one, first, GP, now - timedelta(minutes=5))
-        await _offer(conn, region, other, second, GP, now - timedelta(minutes=5))
-        await _offer(conn, region, one, second, GP, now + timedelta(hours=1))
-        await _offer(conn, region, other, first, GP, now + timedelta(hours=1))
+        late = await hand_made_offer(
+            conn, region, one, first, home=GP, expires_at=now - timedelta(minutes=5)
+        )
+        await hand_made_offer(
+            conn, region, other, second, home=GP, expires_at=now - timedelta(minutes=5)
+        )
+        await hand_made_offer(
+            conn, region, one, second, home=GP, expires_at=now + timedelta(hours=1)
+        )
+        await hand_made_offer(
+            conn, region, other, first, home=GP, expires_at=now + timedelta(hours=1)
+        )
     async with pool.acquire() as conn, conn.transaction():
         accepted_in_time = _accepted(region, late, now - timedelta(minutes=10))
         assert not await planning.confirm(conn, envelope=accepted_in_time, emitter=EMITTER)

@@ -20,7 +20,7 @@ from shared.db.types import Conn
 from shared.events import Envelope, OfferAccepted, SessionPosted, new_envelope
 from shared.messaging.emitter import Emitter
 from tests.factories import session_posted
-from tests.integration.matching_support import pool
+from tests.integration.matching_support import hand_made_offer, pool
 
 __all__ = ["pool"]  # the fixture, shared
 
@@ -65,33 +65,6 @@ def _accepted(region: str, offer: asyncpg.Record, *, at: datetime | None = None)
         producer="bank",
     )
     return envelope.model_copy(update={"occurred_at": at}) if at else envelope
-
-
-async def _force_offer(
-    conn: Conn,
-    region: str,
-    session: SessionPosted,
-    clinician: uuid.UUID,
-    *,
-    home: Sector = Sector.GENERAL_PRACTICE,
-    expires_at: datetime | None = None,
-) -> asyncpg.Record:
-    """An offer made by hand (as a plan from an older state would have made it)."""
-    row = await conn.fetchrow(
-        "INSERT INTO offers (id, session_id, clinician_id, clinician_home_sector, region,"
-        " starts_at, ends_at, expires_at, reasons)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '[]'::jsonb) RETURNING *",
-        uuid.uuid4(),
-        session.session_id,
-        clinician,
-        home.value,
-        region,
-        session.starts_at,
-        session.ends_at,
-        expires_at or datetime.now(UTC) + timedelta(hours=1),
-    )
-    assert row is not None
-    return row
 
 
 async def _confirm(pool: asyncpg.Pool, envelope: Envelope[Any]) -> bool:
@@ -157,7 +130,7 @@ async def test_an_acceptance_that_would_pass_48_hours_is_refused(
             for day in range(5):
                 session = _day(day)
                 await repository.insert_session(conn, region, session)
-                offered.append(await _force_offer(conn, region, session, who))
+                offered.append(await hand_made_offer(conn, region, session, who))
     for offered in offers.values():
         for offer in offered[:4]:
             assert await _confirm(pool, _accepted(region, offer))
@@ -202,10 +175,10 @@ async def test_a_late_acceptance_is_refused_once_its_cap_room_went_to_another_mo
         )
         for session in (mine, theirs):
             await repository.insert_session(conn, region, session)
-        expired = await _force_offer(
+        expired = await hand_made_offer(
             conn, region, mine, late, home=CP, expires_at=now - timedelta(minutes=1)
         )
-        live = await _force_offer(conn, region, theirs, colleague, home=CP)
+        live = await hand_made_offer(conn, region, theirs, colleague, home=CP)
     assert await _confirm(pool, _accepted(region, live))
     accepted_in_time = _accepted(region, expired, at=now - timedelta(minutes=2))
     assert not await _confirm(pool, accepted_in_time)

@@ -19,7 +19,7 @@ from shared.db.types import Conn
 from shared.events import SessionPosted
 from shared.messaging.emitter import Emitter
 from tests.factories import session_posted
-from tests.integration.matching_support import pool
+from tests.integration.matching_support import hand_made_offer, pool
 
 __all__ = ["pool"]  # the fixture, shared
 
@@ -54,23 +54,6 @@ async def _window(
         longitude=-2.24,
     )
     await repository.insert_window(conn, region=region, availability_id=uuid.uuid4(), window=window)
-
-
-async def _hold(conn: Conn, region: str, session: SessionPosted, gp: uuid.UUID) -> None:
-    """A live offer of ``session`` to ``gp`` (time they hold), made by hand."""
-    await conn.execute(
-        "INSERT INTO offers (id, session_id, clinician_id, clinician_home_sector,"
-        " region, starts_at, ends_at, expires_at, reasons)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, '[]'::jsonb)",
-        uuid.uuid4(),
-        session.session_id,
-        gp,
-        GP.value,
-        region,
-        session.starts_at,
-        session.ends_at,
-        datetime.now(UTC) + timedelta(hours=1),
-    )
 
 
 async def _offers(pool: asyncpg.Pool, region: str) -> dict[uuid.UUID, uuid.UUID]:
@@ -126,7 +109,7 @@ async def test_the_48_hour_rule_counts_commitments_beyond_the_stretch(
         await repository.insert_session(conn, region, edge)
         for session in held:
             await repository.insert_session(conn, region, session)
-            await _hold(conn, region, session, gp)
+            await hand_made_offer(conn, region, session, gp)
         await planning.replan(conn, region=region, emitter=emitter, span=SPAN)
     assert (await _offers(pool, region)).get(edge.session_id) is None
 
@@ -146,6 +129,6 @@ async def test_hours_past_the_limit_in_another_week_bar_nothing_later(
         await repository.insert_session(conn, region, later)
         for session in held:
             await repository.insert_session(conn, region, session)
-            await _hold(conn, region, session, gp)
+            await hand_made_offer(conn, region, session, gp)
         assert await planning.replan(conn, region=region, emitter=emitter) == 1
     assert (await _offers(pool, region)).get(later.session_id) == gp

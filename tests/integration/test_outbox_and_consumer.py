@@ -246,3 +246,60 @@ async def test_relay_listens_again_after_losing_its_database_connection(
         with contextlib.suppress(asyncio.CancelledError):
             await relay
         await pool.close()
+
+
+@pytest.mark.parametrize("gather_s", [0.0, 0.3])
+async def test_relay_gathers_events_committed_one_at_a_time(
+    infra: Infra, schema: str, region: str, gather_s: float
+) -> None:
+    """Five events committed one at a time, 20 ms apart: with a gather after the wake-up
+    the relay publishes them in one round; without, it starts on the first at once."""
+    rounds: list[int] = []
+
+    class Recording:
+        async def publish_many(self, messages: list[dict[str, Any]]) -> list[None]:
+            rounds.append(len(messages))
+            return [None] * len(messages)
+
+    pool = await create_pool(infra.dsn, schema)
+    emitter = Emitter(producer="t", schema=schema)
+    relay = asyncio.create_task(
+        outbox.run_relay(
+            outbox.Relay(pool, Recording()),  # type: ignore[arg-type]
+            schema=schema,
+            dsn=infra.dsn,
+            poll_s=60,
+            gather_s=gather_s,
+        )
+    )
+    try:
+
+        async def listening() -> int:
+            found: int = await pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'"
+                " AND query LIKE $1",
+                f"%{schema}_outbox%",
+            )
+            return found
+
+        await eventually(listening, timeout_s=10)
+        await asyncio.sleep(0.2)  # the pass the LISTEN itself asks for is over
+        rounds.clear()
+        for _ in range(5):
+            async with pool.acquire() as conn, conn.transaction():
+                await emitter.emit(conn, _posted(), region=region)
+            await asyncio.sleep(0.02)
+
+        async def all_published() -> bool:
+            return sum(rounds) >= 5
+
+        await eventually(all_published, timeout_s=10)
+        if gather_s:
+            assert rounds == [5]
+        else:
+            assert rounds[0] < 5
+    finally:
+        relay.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay
+        await pool.close()
