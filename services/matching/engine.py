@@ -83,13 +83,14 @@ class Problem:
     worked_before: frozenset[tuple[uuid.UUID, str]] = frozenset()
     # False skips the global flow (only the rule-keeping fill): for comparisons.
     global_flow: bool = True
-    # Problems with at most this many eligible pairs are solved exactly (CP-SAT).
-    exact_max_pairs: int = 2_000
-    exact_time_limit_s: float = 0.5
+    # Problems with at most this many eligible pairs (a 500-session batch has about
+    # 3,500) are solved exactly (CP-SAT, tier by tier; docs/matching.md has the times).
+    exact_max_pairs: int = 4_000
+    exact_time_limit_s: float = 2.0
     # Larger problems up to this many pairs: the heuristic's plan is handed to CP-SAT as
     # a starting point, which may improve it within ``polish_time_limit_s``.
     polish_max_pairs: int = 4_000
-    polish_time_limit_s: float = 0.5
+    polish_time_limit_s: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ class Plan:
 
     proposals: list[Proposal]
     unplaced: dict[uuid.UUID, Unplaced]
-    objective: int
+    objective: objective.Score
     balances: dict[Sector, SectorBalance]
     timings_s: dict[str, float]
 
@@ -185,6 +186,8 @@ def plan(problem: Problem, *, now: datetime | None = None) -> Plan:  # noqa: PLR
     worked: list[bool] = worked_arr.tolist()
     tried: list[bool] = tried_arr.tolist()
     value: list[int] = value_arr.tolist()
+    pair_need: list[int] = need[ps].tolist()
+    near: list[int] = objective.nearnesses(pairs.km, cross_arr).tolist()
     home = [p.home_sector for p in people]
     live_arr = np.flatnonzero(~tried_arr)
     live: list[int] = live_arr.tolist()
@@ -275,7 +278,9 @@ def plan(problem: Problem, *, now: datetime | None = None) -> Plan:  # noqa: PLR
         pairs=live,
         session_of=s_of,
         clinician_of=c_of,
-        value=value,
+        need=pair_need,
+        worked=worked,
+        near=near,
         cross=cross,
         span=span,
         hours_home=lambda i: (home[c_of[i]], sessions[s_of[i]].sector),
@@ -288,8 +293,8 @@ def plan(problem: Problem, *, now: datetime | None = None) -> Plan:  # noqa: PLR
     )
     if problem.global_flow and 0 < len(live) <= problem.exact_max_pairs:
         found = exact.solve(model, time_limit_s=problem.exact_time_limit_s)
-        if found is not None and found[1]:
-            optimum = found[0]
+        if found is not None and found.proven:
+            optimum = found.chosen
             for i in optimum:
                 take(i)
     timings["exact_s"] = time.perf_counter() - clock
@@ -466,15 +471,24 @@ def plan(problem: Problem, *, now: datetime | None = None) -> Plan:  # noqa: PLR
             model, time_limit_s=problem.polish_time_limit_s, hint=list(state.holder.values())
         )
     timings["polish_s"] = time.perf_counter() - clock
+
+    def worth(chosen: list[int]) -> objective.Score:
+        return objective.score(
+            [pair_need[i] for i in chosen],
+            [worked[i] for i in chosen],
+            [near[i] for i in chosen],
+            [c_of[i] for i in chosen],
+        )
+
     # The solver ran out of time with a plan in hand: keep whichever is worth more.
     if (
         found is not None
         and optimum is None
-        and sum(value[i] for i in found[0]) > sum(value[i] for i in state.holder.values())
+        and worth(found.chosen) > worth(list(state.holder.values()))
     ):
         for i in list(state.holder.values()):
             drop(i)
-        for i in found[0]:
+        for i in found.chosen:
             take(i)
 
     clock = time.perf_counter()
@@ -564,7 +578,7 @@ def plan(problem: Problem, *, now: datetime | None = None) -> Plan:  # noqa: PLR
     return Plan(
         proposals=proposals,
         unplaced=unplaced,
-        objective=sum(value[i] for i in state.holder.values()),
+        objective=worth(list(state.holder.values())),
         balances=balances,
         timings_s=timings,
     )

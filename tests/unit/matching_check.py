@@ -136,25 +136,26 @@ def violations(problem: Problem, plan: Sequence[tuple[OpenSession, uuid.UUID]]) 
     return found
 
 
-def worth(problem: Problem, plan: Sequence[tuple[OpenSession, uuid.UUID]]) -> int:
-    """The objective of ``plan``, from objective.value as the specification defines it."""
-    total = 0
+def worth(problem: Problem, plan: Sequence[tuple[OpenSession, uuid.UUID]]) -> objective.Score:
+    """The objective of ``plan``, tier by tier, as the specification defines it."""
+    needs, worked, near = [], [], []
     for session, clinician in plan:
         person = _person(problem, clinician)
-        total += objective.value(
-            session,
-            reach(session, person),
-            cross_sector=person.home_sector is not session.sector,
-            worked_before=(clinician, session.organisation) in problem.worked_before,
+        needs.append(objective.need(session))
+        worked.append((clinician, session.organisation) in problem.worked_before)
+        near.append(
+            objective.nearness(
+                reach(session, person), cross_sector=person.home_sector is not session.sector
+            )
         )
-    return total
+    return objective.Score(len(plan), sum(needs), sum(worked), len({c for _, c in plan}), sum(near))
 
 
-def brute_force(problem: Problem) -> int:
-    """The best objective over every assignment that keeps every rule."""
+def brute_force(problem: Problem) -> objective.Score:
+    """The lexicographically best objective over every assignment that keeps every rule."""
     clinicians = list(dict.fromkeys(w.clinician_id for w in problem.windows))
     choices = [[None, *(c for c in clinicians if pair_ok(problem, s, c))] for s in problem.sessions]
-    best = 0
+    best = objective.Score()
     for pick in itertools.product(*choices):
         plan = [(s, c) for s, c in zip(problem.sessions, pick, strict=True) if c is not None]
         if not violations(problem, plan):
