@@ -1,16 +1,29 @@
 """The planner: a region's open sessions matched to its bank as a whole. No I/O.
 
-1. ``eligibility`` finds every pair the per-pair rules allow.
-2. ``flow`` chooses a maximum, best-valued set of them globally (min-cost flow).
-3. Repair: per clinician, overlaps and working-time breaches the flow couldn't see are
-   dropped (least valuable first); then, until nothing changes, home-first breaches are
-   swapped to the home session or dropped, and sectors over their cap lose their least
-   valuable outgoing move.
-4. Fill: each still-open session, most needed first, goes to its most valuable clinician
-   that breaks no rule.
+``plan`` builds a ``_Planner`` and runs its stages in order, one method each:
 
-Every step that drops keeps all rules; the fill step only adds what keeps them; so the
-plan obeys every hard rule whatever the flow chose.
+1. ``build_pairs``: every pair the per-pair rules allow (``eligibility``), and per pair,
+   in bulk, its session's need, nearness, continuity, whether it was tried before, and
+   the live (untried) pairs grouped by session and by clinician.
+2. ``exact``: a problem small enough is solved exactly (CP-SAT, tier by tier); a plan
+   proven optimal is taken, and the flow and augmenting paths are skipped.
+3. ``flow``: otherwise a maximum, best-valued set of pairs is chosen globally (min-cost
+   flow); per clinician, overlaps and working-time breaches the flow couldn't see are
+   dropped (least valuable first). If a sector ends over its cap, its hours out are
+   priced and the flow solved once more (one Lagrangian step).
+4. ``repair``: until nothing changes, home-first breaches are swapped to the home
+   session or dropped, and sectors over their cap lose their longest outgoing move.
+5. ``fill``: each still-open session, most needed first, goes to its most valuable
+   clinician that breaks no rule.
+6. ``augment``: a session still open takes a clinician held by another session that can
+   pass to someone else (augmenting paths, up to two sessions moved along).
+7. ``polish``: mid-size problems hand the heuristic's plan to CP-SAT as a starting point;
+   ``keep_better`` then keeps the solver's plan if it is worth more.
+8. ``explain``: the proposals with their reasons and warnings, and why each session left
+   open is open.
+
+Every step that drops keeps all rules; the fill and augmenting steps only add what keeps
+them; so the plan obeys every hard rule whatever the flow chose.
 """
 
 from __future__ import annotations
@@ -27,11 +40,11 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
-from services.matching import exact, explain, flow, objective
+from services.matching import exact, explain, flow, objective, rules
 from services.matching.domain import Commitment, OpenSession, Proposal, Window, overlaps
 from services.matching.eligibility import find_pairs
 from services.matching.policy import Policy, SectorBalance, budget
-from services.matching.working_time import breaches, breaks_any, too_little_rest
+from services.matching.working_time import breaches, too_little_rest
 from shared.catalogue import Sector
 
 IntArray = npt.NDArray[np.int64]
@@ -136,175 +149,181 @@ class _State:
         return budget(self.policy, sector, start) - (self.net_out[sector] - start.net_out_hours)
 
 
-def plan(problem: Problem, *, now: datetime | None = None) -> Plan:  # noqa: PLR0912, PLR0915
+def plan(problem: Problem, *, now: datetime | None = None) -> Plan:
     """Match the region's open sessions to its bank under every rule; see module doc."""
     del now  # the inputs are already what is open now; kept for callers' symmetry
-    clock = time.perf_counter()
-    timings: dict[str, float] = {}
-    sessions = list(problem.sessions)
-    pairs = find_pairs(sessions, problem.windows, problem.commitments)
-    timings["eligibility_s"] = time.perf_counter() - clock
-    clinicians, people = pairs.clinicians, pairs.first_window
-    ps, pc = pairs.session, pairs.clinician
-    session_index = {s.id: i for i, s in enumerate(sessions)}
-    clinician_index = {c: i for i, c in enumerate(clinicians)}
-    # Per pair, in bulk: a region has about a million pairs, too many for Python loops.
-    sectors = list(Sector)
-    s_sector = np.array([sectors.index(s.sector) for s in sessions], dtype=np.int64)
-    c_home = np.array([sectors.index(p.home_sector) for p in people], dtype=np.int64)
-    cross_arr = s_sector[ps] != c_home[pc] if len(ps) else np.zeros(0, np.bool_)
-    need = np.array([objective.need(s) for s in sessions], dtype=np.int64)
-    worked_arr = np.zeros(len(ps), dtype=np.bool_)
-    if problem.worked_before:
+    return _Planner(problem).run()
+
+
+class _Planner:
+    """One plan in the making: the problem's pairs as per-pair lists and arrays, the
+    ``_State`` being built, and the stages (``run`` calls them in order) with the
+    helpers they share. A pair is an index into the per-pair lists."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        self.timings: dict[str, float] = {}
+        self.build_pairs()
+        self.state = _State(problem)
+        # What ``fits`` found for a pair, and the clinician's plan version it found it
+        # for: filling goes over every open session's candidates several times, and most
+        # of the clinicians it asks about have not changed since (measured: three
+        # quarters of a busy region's planning time was asking again).
+        self.version: dict[int, int] = defaultdict(int)
+        self.fits_seen: dict[int, tuple[int, bool]] = {}
+        self.model = exact.Model(
+            pairs=self.live,
+            session_of=self.s_of,
+            clinician_of=self.c_of,
+            need=self.pair_need,
+            worked=self.worked,
+            near=self.near,
+            cross=self.cross,
+            span=self.span,
+            hours_home=lambda i: (self.home[self.c_of[i]], self.sessions[self.s_of[i]].sector),
+            busy=lambda c: self.busy[c],
+            self_employed=lambda c: self.people[c].self_employed,
+            opted_out=lambda c: self.people[c].wtr_opt_out,
+            home_pairs=lambda c: self.home_pairs.get(c, ()),
+            budget_s={s: math.floor(self.state.budget_left(s) * 3600 + 1e-6) for s in Sector},
+            home_first=problem.policy.home_first,
+        )
+        # The exact stage's plan when it proved it optimal; what a solver last found.
+        self.optimum: list[int] | None = None
+        self.found: exact.Solution | None = None
+        # Sessions open after the global stage, most needed first (``fill`` sets it).
+        self.order: list[int] = []
+
+    def run(self) -> Plan:
+        """Every stage in order, each timed; the plan they made."""
+        stages = (
+            ("exact_s", self.exact),
+            ("flow_s", self.flow),
+            ("repair_s", self.repair),
+            ("fill_s", self.fill),
+            ("augment_s", self.augment),
+            ("polish_s", self.polish),
+        )
+        for key, stage in stages:
+            clock = time.perf_counter()
+            stage()
+            self.timings[key] = time.perf_counter() - clock
+        self.keep_better()
+        clock = time.perf_counter()
+        proposals, unplaced = self.explain()
+        self.timings["explain_s"] = time.perf_counter() - clock
+        state = self.state
+        balances = {
+            s: SectorBalance(state.start_balances[s].offered_hours, state.net_out[s])
+            for s in Sector
+        }
+        return Plan(
+            proposals=proposals,
+            unplaced=unplaced,
+            objective=self.worth(list(state.holder.values())),
+            balances=balances,
+            timings_s=self.timings,
+        )
+
+    # The stages, in the order ``run`` calls them.
+
+    def build_pairs(self) -> None:
+        """1. Every eligible pair, and what the later stages need of each, in bulk: a
+        region has about a million pairs, too many for Python loops."""
+        problem = self.problem
+        clock = time.perf_counter()
+        self.sessions = sessions = list(problem.sessions)
+        pairs = find_pairs(sessions, problem.windows, problem.commitments)
+        self.timings["eligibility_s"] = time.perf_counter() - clock
+        self.clinicians, self.people = pairs.clinicians, pairs.first_window
+        self.ps, self.pc = ps, pc = pairs.session, pairs.clinician
+        self.session_index = {s.id: i for i, s in enumerate(sessions)}
+        self.clinician_index = {c: i for i, c in enumerate(self.clinicians)}
+        self.sectors = sectors = list(Sector)
+        self.s_sector = np.array([sectors.index(s.sector) for s in sessions], dtype=np.int64)
+        self.c_home = np.array([sectors.index(p.home_sector) for p in self.people], dtype=np.int64)
+        cross_arr = self.s_sector[ps] != self.c_home[pc] if len(ps) else np.zeros(0, np.bool_)
+        need = np.array([objective.need(s) for s in sessions], dtype=np.int64)
+        worked_arr = self._worked_before()
+        tried_arr = self._tried_before()
+        value_arr = objective.values(need[ps], pairs.km, cross_arr, worked_arr)
+        self.cross_arr, self.value_arr = cross_arr, value_arr
+        self.s_of: list[int] = ps.tolist()
+        self.c_of: list[int] = pc.tolist()
+        self.km_of: list[float] = pairs.km.tolist()
+        self.cross: list[bool] = cross_arr.tolist()
+        self.worked: list[bool] = worked_arr.tolist()
+        self.tried: list[bool] = tried_arr.tolist()
+        self.value: list[int] = value_arr.tolist()
+        self.pair_need: list[int] = need[ps].tolist()
+        self.near: list[int] = objective.nearnesses(pairs.km, cross_arr).tolist()
+        self.home = [p.home_sector for p in self.people]
+        self.session_span = [(s.starts_at, s.ends_at) for s in sessions]
+        self.live_arr = live_arr = np.flatnonzero(~tried_arr)
+        self.live: list[int] = live_arr.tolist()
+        # Live pairs grouped by session (best first) and by clinician, as slices.
+        self.by_session = _Groups(ps[live_arr], live_arr, -value_arr[live_arr], len(sessions))
+        home_live = live_arr[~cross_arr[live_arr]]
+        # Each clinician's home-sector pairs: the sessions home-first may keep them for.
+        self.home_pairs = _Groups(pc[home_live], home_live, -value_arr[home_live], len(self.people))
+        self.busy: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
+        for commitment in problem.commitments:
+            if commitment.clinician_id in self.clinician_index:
+                self.busy[self.clinician_index[commitment.clinician_id]].append(
+                    (commitment.starts_at, commitment.ends_at)
+                )
+
+    def _worked_before(self) -> BoolArray:
+        """Per pair: whether the clinician has a past booking with the organisation."""
+        if not self.problem.worked_before:
+            return np.zeros(len(self.ps), dtype=np.bool_)
         by_org: dict[str, list[int]] = defaultdict(list)
-        for i, sess in enumerate(sessions):
+        for i, sess in enumerate(self.sessions):
             by_org[sess.organisation].append(i)
-        worked_arr = _member(
-            ps,
-            pc,
+        return _member(
+            self.ps,
+            self.pc,
             {
-                (s_i, clinician_index[c])
-                for c, org in problem.worked_before
-                if c in clinician_index
+                (s_i, self.clinician_index[c])
+                for c, org in self.problem.worked_before
+                if c in self.clinician_index
                 for s_i in by_org.get(org, ())
             },
         )
-    tried_arr = _member(
-        ps,
-        pc,
-        {
-            (session_index[s_id], clinician_index[c])
-            for s_id, c in problem.already_tried
-            if s_id in session_index and c in clinician_index
-        },
-    )
-    value_arr = objective.values(need[ps], pairs.km, cross_arr, worked_arr)
-    s_of: list[int] = ps.tolist()
-    c_of: list[int] = pc.tolist()
-    km_of: list[float] = pairs.km.tolist()
-    cross: list[bool] = cross_arr.tolist()
-    worked: list[bool] = worked_arr.tolist()
-    tried: list[bool] = tried_arr.tolist()
-    value: list[int] = value_arr.tolist()
-    pair_need: list[int] = need[ps].tolist()
-    near: list[int] = objective.nearnesses(pairs.km, cross_arr).tolist()
-    home = [p.home_sector for p in people]
-    live_arr = np.flatnonzero(~tried_arr)
-    live: list[int] = live_arr.tolist()
-    # Live pairs grouped by session (best first) and by clinician, as slices.
-    by_session = _Groups(ps[live_arr], live_arr, -value_arr[live_arr], len(sessions))
-    home_live = live_arr[~cross_arr[live_arr]]
-    # Each clinician's home-sector pairs: the sessions home-first may keep them for.
-    home_pairs = _Groups(pc[home_live], home_live, -value_arr[home_live], len(people))
-    busy: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
-    for commitment in problem.commitments:
-        if commitment.clinician_id in clinician_index:
-            busy[clinician_index[commitment.clinician_id]].append(
-                (commitment.starts_at, commitment.ends_at)
-            )
-    state = _State(problem)
 
-    def span(i: int) -> tuple[datetime, datetime]:
-        s = sessions[s_of[i]]
-        return s.starts_at, s.ends_at
-
-    def wtr_breaks(i: int, others: list[int]) -> bool:
-        person = people[c_of[i]]
-        shifts = busy[c_of[i]] + [span(j) for j in others]
-        return breaks_any(span(i), shifts, opted_out=person.wtr_opt_out)
-
-    # What ``fits`` found for a pair, and the clinician's plan version it found it for:
-    # filling goes over every open session's candidates several times, and most of the
-    # clinicians it asks about have not changed since (measured: three quarters of a
-    # busy region's planning time was asking again).
-    version: dict[int, int] = defaultdict(int)
-    fits_seen: dict[int, tuple[int, bool]] = {}
-
-    def fits(i: int) -> bool:
-        """Whether clinician of pair ``i`` can also take it: no overlap, WTR kept."""
-        c = c_of[i]
-        seen = fits_seen.get(i)
-        if seen is not None and seen[0] == version[c]:
-            return seen[1]
-        others = state.taken[c]
-        start, end = span(i)
-        ok = not any(overlaps(start, end, *span(j)) for j in others) and (
-            people[c].self_employed or not wtr_breaks(i, others)
+    def _tried_before(self) -> BoolArray:
+        """Per pair: whether it was offered before (never again)."""
+        return _member(
+            self.ps,
+            self.pc,
+            {
+                (self.session_index[s_id], self.clinician_index[c])
+                for s_id, c in self.problem.already_tried
+                if s_id in self.session_index and c in self.clinician_index
+            },
         )
-        fits_seen[i] = (version[c], ok)
-        return ok
 
-    def open_home_session(i: int) -> int | None:
-        """A home-sector pair of the clinician whose session overlaps and is open."""
-        if not problem.policy.home_first or not cross[i]:
-            return None
-        start, end = span(i)
-        for j in home_pairs.get(c_of[i], ()):
-            if s_of[j] not in state.holder and overlaps(start, end, *span(j)):
-                return j
-        return None
+    def exact(self) -> None:
+        """2. The global stage when the problem is small enough: CP-SAT, taken if proven."""
+        problem = self.problem
+        if problem.global_flow and 0 < len(self.live) <= problem.exact_max_pairs:
+            self.found = exact.solve(self.model, time_limit_s=problem.exact_time_limit_s)
+            if self.found is not None and self.found.proven:
+                self.optimum = self.found.chosen
+                for i in self.optimum:
+                    self.take(i)
 
-    def take(i: int) -> None:
-        state.holder[s_of[i]] = i
-        state.taken[c_of[i]].append(i)
-        version[c_of[i]] += 1
-        if cross[i]:
-            hours = sessions[s_of[i]].hours
-            state.net_out[home[c_of[i]]] += hours
-            state.net_out[sessions[s_of[i]].sector] -= hours
-            state.lent[home[c_of[i]]] += 1
-
-    def drop(i: int) -> None:
-        del state.holder[s_of[i]]
-        state.taken[c_of[i]].remove(i)
-        version[c_of[i]] += 1
-        if cross[i]:
-            hours = sessions[s_of[i]].hours
-            state.net_out[home[c_of[i]]] -= hours
-            state.net_out[sessions[s_of[i]].sector] += hours
-            state.lent[home[c_of[i]]] -= 1
-
-    def allowed(i: int) -> bool:
-        """Every rule, for adding pair ``i`` to the plan as it stands."""
-        if not fits(i) or open_home_session(i) is not None:
-            return False
-        return not cross[i] or sessions[s_of[i]].hours <= state.budget_left(home[c_of[i]]) + 1e-9
-
-    # 2. The global stage: exact when small enough, else the flow.
-    clock = time.perf_counter()
-    optimum = None
-    found = None
-    model = exact.Model(
-        pairs=live,
-        session_of=s_of,
-        clinician_of=c_of,
-        need=pair_need,
-        worked=worked,
-        near=near,
-        cross=cross,
-        span=span,
-        hours_home=lambda i: (home[c_of[i]], sessions[s_of[i]].sector),
-        busy=lambda c: busy[c],
-        self_employed=lambda c: people[c].self_employed,
-        opted_out=lambda c: people[c].wtr_opt_out,
-        home_pairs=lambda c: home_pairs.get(c, ()),
-        budget_s={s: math.floor(state.budget_left(s) * 3600 + 1e-6) for s in Sector},
-        home_first=problem.policy.home_first,
-    )
-    if problem.global_flow and 0 < len(live) <= problem.exact_max_pairs:
-        found = exact.solve(model, time_limit_s=problem.exact_time_limit_s)
-        if found is not None and found.proven:
-            optimum = found.chosen
-            for i in optimum:
-                take(i)
-    timings["exact_s"] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    if problem.global_flow and live and optimum is None:
+    def flow(self) -> None:
+        """3. The global stage otherwise: the flow; then, if a sector ends over its cap, the
+        flow once more with that sector's hours out priced."""
+        if not (self.problem.global_flow and self.live and self.optimum is None):
+            return
+        sessions, ps, live_arr = self.sessions, self.ps, self.live_arr
         starts = np.array([int(s.starts_at.timestamp()) for s in sessions], dtype=np.int64)
         ends = np.array([int(s.ends_at.timestamp()) for s in sessions], dtype=np.int64)
         blocks = flow.clique_blocks(starts, ends)
         hours_arr = (ends - starts) / 3600
-        live_value = value_arr[live_arr]
+        live_value = self.value_arr[live_arr]
 
         # The flow sees each session's best FLOW_TOP_K clinicians only: a region can have
         # a million pairs, most of them far down a session's list, and the flow's time
@@ -315,273 +334,363 @@ def plan(problem: Problem, *, now: datetime | None = None) -> Plan:  # noqa: PLR
         rank = np.empty(len(live_arr), dtype=np.int64)
         rank[rank_order] = np.arange(len(live_arr)) - first_of
         in_flow = rank < FLOW_TOP_K
-        flow_pairs = live_arr[in_flow]
 
-        def run_flow(costs: IntArray) -> None:
-            chosen = flow.assign(
-                len(sessions), ps[flow_pairs], pc[flow_pairs], costs[in_flow], blocks
-            )
-            # 3a. Per clinician, keep the most valuable of what the flow gave that fits.
-            by_person: dict[int, list[int]] = defaultdict(list)
-            for i in flow_pairs[chosen].tolist():
-                by_person[c_of[i]].append(i)
-            for mine in by_person.values():
-                for i in sorted(mine, key=lambda i: -value[i]):
-                    if fits(i):
-                        take(i)
-
-        run_flow(live_value)
+        self._flow_once(live_value, in_flow, blocks)
+        state = self.state
         over = [x for x in Sector if state.lent[x] and state.budget_left(x) < -1e-9]
         if over:
             # The flow can't see caps. Price an hour out of each sector over its cap (and
             # credit an hour in), then solve again: the flow then prefers exchanges that
             # keep sectors within their caps (a Lagrangian step; one, for speed).
-            price = np.zeros(len(sectors), dtype=np.int64)
+            price = np.zeros(len(self.sectors), dtype=np.int64)
             for x in over:
-                price[sectors.index(x)] = CAP_PRICE_PER_HOUR
-            moved = cross_arr[live_arr]
+                price[self.sectors.index(x)] = CAP_PRICE_PER_HOUR
+            moved = self.cross_arr[live_arr]
             shift = np.where(
                 moved,
-                (price[c_home[pc[live_arr]]] - price[s_sector[ps[live_arr]]])
+                (price[self.c_home[self.pc[live_arr]]] - price[self.s_sector[ps[live_arr]]])
                 * hours_arr[ps[live_arr]],
                 0,
             ).astype(np.int64)
             for i in list(state.holder.values()):
-                drop(i)
-            run_flow(live_value - shift)
-    timings["flow_s"] = time.perf_counter() - clock
+                self.drop(i)
+            self._flow_once(live_value - shift, in_flow, blocks)
 
-    # 3b. Home-first and caps, until nothing changes. Each pass removes a cross-sector
-    # move, so it ends.
-    clock = time.perf_counter()
-    changed = True
-    while changed:
-        changed = False
-        for i in [i for i in list(state.holder.values()) if cross[i]]:
-            if state.holder.get(s_of[i]) != i:
-                continue
-            j = open_home_session(i)
-            if j is None:
-                continue
-            drop(i)
-            if fits(j):
-                take(j)
-            changed = True
-        for sector in Sector:
-            while state.budget_left(sector) < -1e-9:
-                out = [i for i in state.holder.values() if cross[i] and home[c_of[i]] is sector]
-                if not out:
-                    break
-                # The longest move frees the most hours for one lost fill.
-                drop(max(out, key=lambda i: (sessions[s_of[i]].hours, -value[i])))
+    def _flow_once(self, values: IntArray, in_flow: BoolArray, blocks: IntArray) -> None:
+        """One flow over the live pairs in ``in_flow``, valued ``values`` (per live pair);
+        of what it gives each clinician, what fits is taken."""
+        flow_pairs = self.live_arr[in_flow]
+        chosen = flow.assign(
+            len(self.sessions), self.ps[flow_pairs], self.pc[flow_pairs], values[in_flow], blocks
+        )
+        # Per clinician, keep the most valuable of what the flow gave that fits.
+        by_person: dict[int, list[int]] = defaultdict(list)
+        for i in flow_pairs[chosen].tolist():
+            by_person[self.c_of[i]].append(i)
+        for mine in by_person.values():
+            for i in sorted(mine, key=lambda i: -self.value[i]):
+                if self.fits(i):
+                    self.take(i)
+
+    def repair(self) -> None:
+        """4. Home-first and caps, until nothing changes. Each pass removes a cross-sector
+        move, so it ends."""
+        state, cross = self.state, self.cross
+        changed = True
+        while changed:
+            changed = False
+            for i in [i for i in list(state.holder.values()) if cross[i]]:
+                if state.holder.get(self.s_of[i]) != i:
+                    continue
+                j = self.open_home_session(i)
+                if j is None:
+                    continue
+                self.drop(i)
+                if self.fits(j):
+                    self.take(j)
                 changed = True
-    timings["repair_s"] = time.perf_counter() - clock
+            for sector in Sector:
+                while state.budget_left(sector) < -1e-9:
+                    out = [
+                        i
+                        for i in state.holder.values()
+                        if cross[i] and self.home[self.c_of[i]] is sector
+                    ]
+                    if not out:
+                        break
+                    # The longest move frees the most hours for one lost fill.
+                    self.drop(
+                        max(out, key=lambda i: (self.sessions[self.s_of[i]].hours, -self.value[i]))
+                    )
+                    changed = True
 
-    # 4. Fill what is still open, most needed first.
-    clock = time.perf_counter()
-    order = sorted(
-        (s for s in by_session.keys_with_items() if s not in state.holder),
-        key=lambda s: (-objective.need(sessions[s]), sessions[s].starts_at, str(sessions[s].id)),
-    )
-    # Within a sector, first with its own clinicians; then across sectors, shortest
-    # sessions first, since a cap is in hours and short moves fill more sessions.
-    for s in order:
-        for i in by_session[s]:
-            if not cross[i] and allowed(i):
-                take(i)
-                break
-    # Moves into a sector make room under its cap for moves out, so go round again while
-    # anything was added.
-    added = True
-    while added:
-        added = False
-        for s in sorted(order, key=lambda s: (-objective.need(sessions[s]), sessions[s].hours)):
+    def fill(self) -> None:
+        """5. Fill what is still open, most needed first."""
+        sessions, state = self.sessions, self.state
+        self.order = sorted(
+            (s for s in self.by_session.keys_with_items() if s not in state.holder),
+            key=lambda s: (
+                -objective.need(sessions[s]),
+                sessions[s].starts_at,
+                str(sessions[s].id),
+            ),
+        )
+        # Within a sector, first with its own clinicians; then across sectors, shortest
+        # sessions first, since a cap is in hours and short moves fill more sessions.
+        for s in self.order:
+            for i in self.by_session[s]:
+                if not self.cross[i] and self.allowed(i):
+                    self.take(i)
+                    break
+        # Moves into a sector make room under its cap for moves out, so go round again
+        # while anything was added.
+        added = True
+        while added:
+            added = False
+            for s in sorted(
+                self.order, key=lambda s: (-objective.need(sessions[s]), sessions[s].hours)
+            ):
+                if s in state.holder:
+                    continue
+                for i in self.by_session[s]:
+                    if self.allowed(i):
+                        self.take(i)
+                        added = True
+                        break
+
+    def augment(self) -> None:
+        """6. Augmenting paths: a session still open takes a clinician held by one other
+        session if that one can pass to someone else, directly or by moving one more
+        along. This recovers much of what the flow's time blocks cost (a long session
+        beside two short ones) and what the 11-hour rest breaks."""
+        # Chains two deep pay on mid-size regions; on the largest they cost more time
+        # than the fills they find (measured: 2.3 s for a 10,000-session week).
+        depth = AUGMENT_DEPTH if len(self.live) <= DEEP_AUGMENT_MAX_PAIRS else 1
+        if self.optimum is None:
+            for s in self.order:
+                if s not in self.state.holder:
+                    self.place(s, frozenset(), depth)
+
+    def polish(self) -> None:
+        """7. Mid-size problems: CP-SAT from the heuristic's plan, within its time."""
+        problem = self.problem
+        if (
+            problem.global_flow
+            and self.found is None
+            and problem.exact_max_pairs < len(self.live) <= problem.polish_max_pairs
+        ):
+            self.found = exact.solve(
+                self.model,
+                time_limit_s=problem.polish_time_limit_s,
+                hint=list(self.state.holder.values()),
+            )
+
+    def keep_better(self) -> None:
+        """The solver ran out of time with a plan in hand: keep whichever is worth more."""
+        found, holder = self.found, self.state.holder
+        if (
+            found is not None
+            and self.optimum is None
+            and self.worth(found.chosen) > self.worth(list(holder.values()))
+        ):
+            for i in list(holder.values()):
+                self.drop(i)
+            for i in found.chosen:
+                self.take(i)
+
+    def explain(self) -> tuple[list[Proposal], dict[uuid.UUID, Unplaced]]:
+        """8. The offers, with their reasons and warnings, and why each session is open."""
+        sessions, people, state = self.sessions, self.people, self.state
+        s_of, c_of = self.s_of, self.c_of
+        context = explain.Context(
+            sessions=sessions,
+            people=people,
+            eligible_counts=np.bincount(self.ps, minlength=len(sessions)).tolist(),
+            policy=self.problem.policy,
+            start_balances=state.start_balances,
+            net_out=state.net_out,
+        )
+        proposals = []
+        for i in sorted(
+            state.holder.values(), key=lambda i: (sessions[s_of[i]].starts_at, s_of[i])
+        ):
+            others = [j for j in state.taken[c_of[i]] if j != i]
+            person = people[c_of[i]]
+            shifts = self.busy[c_of[i]] + [self.span(j) for j in others]
+            warnings = (
+                tuple(breaches(self.span(i), shifts, opted_out=person.wtr_opt_out))
+                if person.self_employed
+                else ()
+            )
+            proposals.append(
+                Proposal(
+                    session=sessions[s_of[i]],
+                    clinician_id=self.clinicians[c_of[i]],
+                    home_sector=self.home[c_of[i]],
+                    reasons=explain.reasons(
+                        context,
+                        s_of[i],
+                        c_of[i],
+                        km=self.km_of[i],
+                        worked_before=self.worked[i],
+                    ),
+                    distance_km=self.km_of[i],
+                    warnings=warnings,
+                )
+            )
+
+        unplaced: dict[uuid.UUID, Unplaced] = {}
+        ps = self.ps
+        every_pair = (
+            _Groups(ps, np.arange(len(ps)), np.zeros(len(ps), np.int64), len(sessions))
+            if len(state.holder) < len(sessions)
+            else None
+        )
+        for s, session in enumerate(sessions):
             if s in state.holder:
                 continue
-            for i in by_session[s]:
-                if allowed(i):
-                    take(i)
-                    added = True
+            candidates = every_pair[s] if every_pair else []
+            untried = [i for i in candidates if not self.tried[i]]
+            # Held back by the drain guard: every untried candidate is from another sector
+            # whose cap is spent or who has an open session of their own sector then.
+            # Stop at the first that isn't: the session was then simply outranked.
+            held = 0
+            for i in untried:
+                if not self.cross[i] or (
+                    session.hours <= state.budget_left(self.home[c_of[i]]) + 1e-9
+                    and not self.kept_home(i)
+                ):
                     break
-    timings["fill_s"] = time.perf_counter() - clock
+                held += 1
+            if not candidates:
+                why = Why.NO_ELIGIBLE
+            elif not untried:
+                why = Why.DECLINED_BY_ALL
+            elif held == len(untried):
+                why = Why.DRAIN_GUARD
+            else:
+                why = Why.CLINICIANS_TAKEN
+            unplaced[session.id] = Unplaced(
+                why, explain.unplaced(context, s, why, total=len(candidates), held=held)
+            )
+        return proposals, unplaced
 
-    def blockers_of(i: int) -> list[int]:
+    # What the stages share.
+
+    def span(self, i: int) -> tuple[datetime, datetime]:
+        """Pair ``i``'s session's start and end."""
+        return self.session_span[self.s_of[i]]
+
+    def fits(self, i: int) -> bool:
+        """Whether clinician of pair ``i`` can also take it: no overlap, WTR kept."""
+        c = self.c_of[i]
+        version = self.version[c]
+        seen = self.fits_seen.get(i)
+        if seen is not None and seen[0] == version:
+            return seen[1]
+        person, span = self.people[c], self.span
+        ok = rules.can_add(
+            span(i),
+            [span(j) for j in self.state.taken[c]],
+            self.busy[c],
+            strict=not person.self_employed,
+            opted_out=person.wtr_opt_out,
+        )
+        self.fits_seen[i] = (version, ok)
+        return ok
+
+    def open_home_session(self, i: int) -> int | None:
+        """A home-sector pair of the clinician whose session overlaps and is open."""
+        if not self.problem.policy.home_first or not self.cross[i]:
+            return None
+        start, end = self.span(i)
+        for j in self.home_pairs.get(self.c_of[i], ()):
+            if self.s_of[j] not in self.state.holder and overlaps(start, end, *self.span(j)):
+                return j
+        return None
+
+    def take(self, i: int) -> None:
+        """Add pair ``i`` to the plan."""
+        state, s, c = self.state, self.s_of[i], self.c_of[i]
+        state.holder[s] = i
+        state.taken[c].append(i)
+        self.version[c] += 1
+        if self.cross[i]:
+            hours = self.sessions[s].hours
+            state.net_out[self.home[c]] += hours
+            state.net_out[self.sessions[s].sector] -= hours
+            state.lent[self.home[c]] += 1
+
+    def drop(self, i: int) -> None:
+        """Take pair ``i`` out of the plan."""
+        state, s, c = self.state, self.s_of[i], self.c_of[i]
+        del state.holder[s]
+        state.taken[c].remove(i)
+        self.version[c] += 1
+        if self.cross[i]:
+            hours = self.sessions[s].hours
+            state.net_out[self.home[c]] -= hours
+            state.net_out[self.sessions[s].sector] += hours
+            state.lent[self.home[c]] -= 1
+
+    def allowed(self, i: int) -> bool:
+        """Every rule, for adding pair ``i`` to the plan as it stands."""
+        if not self.fits(i) or self.open_home_session(i) is not None:
+            return False
+        return (
+            not self.cross[i]
+            or self.sessions[self.s_of[i]].hours
+            <= self.state.budget_left(self.home[self.c_of[i]]) + 1e-9
+        )
+
+    def blockers_of(self, i: int) -> list[int]:
         """Pairs whose removal might let pair ``i`` in: the one clash of its clinician, or
         else, when its sector's cap is what stops it, that sector's longest moves out."""
-        start, end = span(i)
+        state = self.state
+        start, end = self.span(i)
         clashes = [
             j
-            for j in state.taken[c_of[i]]
-            if overlaps(start, end, *span(j)) or too_little_rest(span(i), span(j))
+            for j in state.taken[self.c_of[i]]
+            if overlaps(start, end, *self.span(j)) or too_little_rest(self.span(i), self.span(j))
         ]
         if clashes:
             return clashes if len(clashes) == 1 else []
-        if cross[i] and sessions[s_of[i]].hours > state.budget_left(home[c_of[i]]) + 1e-9:
-            lender = home[c_of[i]]
-            out = [j for j in state.holder.values() if cross[j] and home[c_of[j]] is lender]
-            return sorted(out, key=lambda j: -sessions[s_of[j]].hours)[:AUGMENT_TRIES]
+        lender = self.home[self.c_of[i]]
+        if self.cross[i] and self.sessions[self.s_of[i]].hours > state.budget_left(lender) + 1e-9:
+            out = [
+                j
+                for j in state.holder.values()
+                if self.cross[j] and self.home[self.c_of[j]] is lender
+            ]
+            return sorted(out, key=lambda j: -self.sessions[self.s_of[j]].hours)[:AUGMENT_TRIES]
         return []
 
-    def place(s: int, banned: frozenset[int], depth: int) -> bool:
+    def place(self, s: int, banned: frozenset[int], depth: int) -> bool:
         """Give open session ``s`` a clinician not in ``banned``, moving up to ``depth``
         other sessions along to someone else if need be; on failure nothing changes."""
-        tries = by_session[s][: AUGMENT_TRIES if depth else AUGMENT_TRIES // 2]
+        tries = self.by_session[s][: AUGMENT_TRIES if depth else AUGMENT_TRIES // 2]
         for i in tries:
-            if c_of[i] not in banned and allowed(i):
-                take(i)
+            if self.c_of[i] not in banned and self.allowed(i):
+                self.take(i)
                 # Losing an inflow along the way may have left a sector over its cap.
-                if state.caps_kept():
+                if self.state.caps_kept():
                     return True
-                drop(i)
+                self.drop(i)
         if depth == 0:
             return False
         for i in tries:
-            if c_of[i] in banned:
+            if self.c_of[i] in banned:
                 continue
-            for j in blockers_of(i):
-                drop(j)
-                if allowed(i):
-                    take(i)
-                    if place(s_of[j], banned | {c_of[i]}, depth - 1):
+            for j in self.blockers_of(i):
+                self.drop(j)
+                if self.allowed(i):
+                    self.take(i)
+                    if self.place(self.s_of[j], banned | {self.c_of[i]}, depth - 1):
                         return True
-                    drop(i)
-                take(j)
+                    self.drop(i)
+                self.take(j)
         return False
 
-    # 5. Augmenting paths: a session still open takes a clinician held by one other
-    # session if that one can pass to someone else, directly or by moving one more
-    # along. This recovers much of what the flow's time blocks cost (a long session
-    # beside two short ones) and what the 11-hour rest breaks.
-    clock = time.perf_counter()
-    # Chains two deep pay on mid-size regions; on the largest they cost more time than
-    # the fills they find (measured: 2.3 s for a 10,000-session week).
-    depth = AUGMENT_DEPTH if len(live) <= DEEP_AUGMENT_MAX_PAIRS else 1
-    if optimum is None:
-        for s in order:
-            if s not in state.holder:
-                place(s, frozenset(), depth)
-    timings["augment_s"] = time.perf_counter() - clock
-    clock = time.perf_counter()
-    if (
-        problem.global_flow
-        and found is None
-        and problem.exact_max_pairs < len(live) <= problem.polish_max_pairs
-    ):
-        found = exact.solve(
-            model, time_limit_s=problem.polish_time_limit_s, hint=list(state.holder.values())
-        )
-    timings["polish_s"] = time.perf_counter() - clock
-
-    def worth(chosen: list[int]) -> objective.Score:
-        return objective.score(
-            [pair_need[i] for i in chosen],
-            [worked[i] for i in chosen],
-            [near[i] for i in chosen],
-            [c_of[i] for i in chosen],
-        )
-
-    # The solver ran out of time with a plan in hand: keep whichever is worth more.
-    if (
-        found is not None
-        and optimum is None
-        and worth(found.chosen) > worth(list(state.holder.values()))
-    ):
-        for i in list(state.holder.values()):
-            drop(i)
-        for i in found.chosen:
-            take(i)
-
-    clock = time.perf_counter()
-    context = explain.Context(
-        sessions=sessions,
-        people=people,
-        eligible_counts=np.bincount(ps, minlength=len(sessions)).tolist(),
-        policy=problem.policy,
-        start_balances=state.start_balances,
-        net_out=state.net_out,
-    )
-    proposals = []
-    for i in sorted(state.holder.values(), key=lambda i: (sessions[s_of[i]].starts_at, s_of[i])):
-        others = [j for j in state.taken[c_of[i]] if j != i]
-        person = people[c_of[i]]
-        shifts = busy[c_of[i]] + [span(j) for j in others]
-        warnings = (
-            tuple(breaches(span(i), shifts, opted_out=person.wtr_opt_out))
-            if person.self_employed
-            else ()
-        )
-        proposals.append(
-            Proposal(
-                session=sessions[s_of[i]],
-                clinician_id=clinicians[c_of[i]],
-                home_sector=home[c_of[i]],
-                reasons=explain.reasons(
-                    context,
-                    s_of[i],
-                    c_of[i],
-                    km=km_of[i],
-                    worked_before=worked[i],
-                ),
-                distance_km=km_of[i],
-                warnings=warnings,
-            )
-        )
-
-    def kept_home(i: int) -> bool:
+    def kept_home(self, i: int) -> bool:
         """Whether home first keeps pair ``i``'s clinician for their own sector: a
         home-sector session of theirs overlapping this one is open, or is theirs in this
         plan (they were once counted "taken" then, as if outranked)."""
-        if not problem.policy.home_first or not cross[i]:
+        if not self.problem.policy.home_first or not self.cross[i]:
             return False
-        start, end = span(i)
+        start, end = self.span(i)
         return any(
-            state.holder.get(s_of[j], j) == j and overlaps(start, end, *span(j))
-            for j in home_pairs.get(c_of[i], ())
+            self.state.holder.get(self.s_of[j], j) == j and overlaps(start, end, *self.span(j))
+            for j in self.home_pairs.get(self.c_of[i], ())
         )
 
-    unplaced: dict[uuid.UUID, Unplaced] = {}
-    every_pair = (
-        _Groups(ps, np.arange(len(ps)), np.zeros(len(ps), np.int64), len(sessions))
-        if len(state.holder) < len(sessions)
-        else None
-    )
-    for s, session in enumerate(sessions):
-        if s in state.holder:
-            continue
-        candidates = every_pair[s] if every_pair else []
-        untried = [i for i in candidates if not tried[i]]
-        # Held back by the drain guard: every untried candidate is from another sector
-        # whose cap is spent or who has an open session of their own sector then.
-        # Stop at the first that isn't: the session was then simply outranked.
-        held = 0
-        for i in untried:
-            if not cross[i] or (
-                session.hours <= state.budget_left(home[c_of[i]]) + 1e-9 and not kept_home(i)
-            ):
-                break
-            held += 1
-        if not candidates:
-            why = Why.NO_ELIGIBLE
-        elif not untried:
-            why = Why.DECLINED_BY_ALL
-        elif held == len(untried):
-            why = Why.DRAIN_GUARD
-        else:
-            why = Why.CLINICIANS_TAKEN
-        unplaced[session.id] = Unplaced(
-            why, explain.unplaced(context, s, why, total=len(candidates), held=held)
+    def worth(self, chosen: list[int]) -> objective.Score:
+        """The objective's score of a plan of pairs ``chosen``."""
+        return objective.score(
+            [self.pair_need[i] for i in chosen],
+            [self.worked[i] for i in chosen],
+            [self.near[i] for i in chosen],
+            [self.c_of[i] for i in chosen],
         )
-    timings["explain_s"] = time.perf_counter() - clock
-    balances = {
-        s: SectorBalance(state.start_balances[s].offered_hours, state.net_out[s]) for s in Sector
-    }
-    return Plan(
-        proposals=proposals,
-        unplaced=unplaced,
-        objective=worth(list(state.holder.values())),
-        balances=balances,
-        timings_s=timings,
-    )
 
 
 class _Groups:
