@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import structlog
 
@@ -18,16 +17,22 @@ from shared.events import (
     AvailabilityOffered,
     AvailabilityWithdrawn,
     BookingCancelled,
+    ClinicianTransferred,
     Envelope,
+    OfferAccepted,
     OfferDeclined,
     SessionAmended,
+    SessionCancelled,
     SessionPosted,
+    SessionUnfilled,
 )
-from shared.messaging.consumer import Handler
+from shared.messaging.consumer import Handler, Typed
 from shared.messaging.emitter import Emitter
 from shared.runtime import Runtime
 
 log = structlog.get_logger(__name__)
+
+Closing = SessionCancelled | SessionUnfilled
 
 
 def handlers(
@@ -45,13 +50,13 @@ def handlers(
         due = datetime.now(UTC) + timedelta(seconds=debounce_s)
         await repo.request_plan(conn, region, span, due_at=due)
 
-    async def on_session_posted(conn: Conn, envelope: Envelope[Any]) -> None:
-        data: SessionPosted = envelope.data
+    async def on_session_posted(conn: Conn, envelope: Envelope[SessionPosted]) -> None:
+        data = envelope.data
         await repo.insert_session(conn, envelope.region, data)
         await plan_soon(conn, envelope.region, (data.starts_at, data.ends_at))
 
-    async def on_availability_offered(conn: Conn, envelope: Envelope[Any]) -> None:
-        data: AvailabilityOffered = envelope.data
+    async def on_availability_offered(conn: Conn, envelope: Envelope[AvailabilityOffered]) -> None:
+        data = envelope.data
         window = Window(
             clinician_id=data.clinician_id,
             profession=data.profession,
@@ -70,12 +75,12 @@ def handlers(
         )
         await plan_soon(conn, envelope.region, (data.starts_at, data.ends_at))
 
-    async def on_offer_accepted(conn: Conn, envelope: Envelope[Any]) -> None:
+    async def on_offer_accepted(conn: Conn, envelope: Envelope[OfferAccepted]) -> None:
         await planning.confirm(conn, envelope=envelope, emitter=emitter, repo=repo)
 
-    async def on_session_amended(conn: Conn, envelope: Envelope[Any]) -> None:
+    async def on_session_amended(conn: Conn, envelope: Envelope[SessionAmended]) -> None:
         """A changed time, role or skills voids bookings and offers: plan it afresh."""
-        data: SessionAmended = envelope.data
+        data = envelope.data
         before = await repo.session_span(conn, data.session_id)
         if await repo.update_session(conn, envelope.region, data):
             await repo.release(conn, data.session_id, status="open")
@@ -91,7 +96,7 @@ def handlers(
             # Its clinician is free at the old time; the session needs one at the new.
             await plan_soon(conn, envelope.region, _union(before, (data.starts_at, data.ends_at)))
 
-    async def on_session_closed(conn: Conn, envelope: Envelope[Any]) -> None:
+    async def on_session_closed(conn: Conn, envelope: Envelope[Closing]) -> None:
         """Cancelled or started unfilled: nothing more to offer, and its clinician is free."""
         status = "cancelled" if envelope.type == "session.cancelled" else "unfilled"
         await repo.close_session(conn, envelope.region, envelope.data, status=status)
@@ -106,9 +111,9 @@ def handlers(
         )
         await plan_soon(conn, envelope.region, (envelope.data.starts_at, envelope.data.ends_at))
 
-    async def on_booking_cancelled(conn: Conn, envelope: Envelope[Any]) -> None:
+    async def on_booking_cancelled(conn: Conn, envelope: Envelope[BookingCancelled]) -> None:
         """The clinician gave it up: offer the session to someone else."""
-        data: BookingCancelled = envelope.data
+        data = envelope.data
         if await repo.cancel_booking(conn, data.offer_id, data.clinician_id):
             await ledger.session_released(
                 conn,
@@ -121,35 +126,42 @@ def handlers(
             )
             await plan_soon(conn, envelope.region, await repo.offer_span(conn, data.offer_id))
 
-    async def on_availability_withdrawn(conn: Conn, envelope: Envelope[Any]) -> None:
+    async def on_availability_withdrawn(
+        conn: Conn, envelope: Envelope[AvailabilityWithdrawn]
+    ) -> None:
         """Time taken back: its unanswered offers go to someone else."""
-        data: AvailabilityWithdrawn = envelope.data
+        data = envelope.data
         span = await repo.withdraw_window(conn, data.availability_id, data.clinician_id)
         if span and await repo.withdraw_offers_within(conn, data.clinician_id, *span):
             await plan_soon(conn, envelope.region, span)
 
-    async def on_offer_declined(conn: Conn, envelope: Envelope[Any]) -> None:
+    async def on_offer_declined(conn: Conn, envelope: Envelope[OfferDeclined]) -> None:
         """No thank you: cascade to the next eligible clinician."""
-        data: OfferDeclined = envelope.data
+        data = envelope.data
         if await repo.decline(conn, data.offer_id, data.clinician_id):
             await plan_soon(conn, envelope.region, await repo.offer_span(conn, data.offer_id))
 
-    async def on_clinician_transferred(conn: Conn, envelope: Envelope[Any]) -> None:
+    async def on_clinician_transferred(
+        conn: Conn, envelope: Envelope[ClinicianTransferred]
+    ) -> None:
         """A permanent move between sectors: into the ledger, and plan with the new home."""
         await ledger.transferred(conn, envelope=envelope, emitter=emitter, repo=repo)
         await plan_soon(conn, envelope.region, None)
 
+    # Each handler takes its event's own model (what ``parse`` validated ``data`` as);
+    # ``Typed`` checks the registration at run time. The two closings share a handler
+    # of either model, each registration checking its own.
     return {
-        "clinician.transferred": on_clinician_transferred,
-        "availability.withdrawn": on_availability_withdrawn,
-        "offer.declined": on_offer_declined,
-        "session.posted": on_session_posted,
-        "session.amended": on_session_amended,
-        "session.cancelled": on_session_closed,
-        "session.unfilled": on_session_closed,
-        "availability.offered": on_availability_offered,
-        "offer.accepted": on_offer_accepted,
-        "booking.cancelled": on_booking_cancelled,
+        "clinician.transferred": Typed(ClinicianTransferred, on_clinician_transferred),
+        "availability.withdrawn": Typed(AvailabilityWithdrawn, on_availability_withdrawn),
+        "offer.declined": Typed(OfferDeclined, on_offer_declined),
+        "session.posted": Typed(SessionPosted, on_session_posted),
+        "session.amended": Typed(SessionAmended, on_session_amended),
+        "session.cancelled": Typed[Closing](SessionCancelled, on_session_closed),
+        "session.unfilled": Typed[Closing](SessionUnfilled, on_session_closed),
+        "availability.offered": Typed(AvailabilityOffered, on_availability_offered),
+        "offer.accepted": Typed(OfferAccepted, on_offer_accepted),
+        "booking.cancelled": Typed(BookingCancelled, on_booking_cancelled),
     }
 
 

@@ -62,7 +62,7 @@ async def session_moved(
 async def transferred(
     conn: Conn,
     *,
-    envelope: Envelope[Any],
+    envelope: Envelope[ClinicianTransferred],
     emitter: Emitter,
     repo: MatchingRepository = repository,
 ) -> None:

@@ -398,7 +398,7 @@ async def _offer(
 async def confirm(
     conn: Conn,
     *,
-    envelope: Envelope[Any],
+    envelope: Envelope[OfferAccepted],
     emitter: Emitter,
     repo: MatchingRepository = repository,
 ) -> bool:

@@ -25,7 +25,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 import structlog
@@ -33,7 +33,7 @@ from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from shared.db import inbox
 from shared.db.outbox import Publisher
@@ -45,6 +45,7 @@ log = structlog.get_logger(__name__)
 
 Handler = Callable[[Conn, Envelope[Any]], Awaitable[None]]
 ManyHandler = Callable[[Conn, list[Envelope[Any]]], Awaitable[None]]
+DataT = TypeVar("DataT", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,30 @@ class Batched:
 
     async def __call__(self, conn: Conn, envelope: Envelope[Any]) -> None:
         await self.many(conn, [envelope])
+
+
+@dataclass(frozen=True)
+class Typed(Generic[DataT]):
+    """A handler of one event's own type, as a ``Handler`` of any envelope.
+
+    ``parse`` validates ``data`` as the catalogue's model for the envelope's type, so a
+    handler can take ``Envelope[SessionPosted]``; this checks, at run time, that it was
+    registered for a type whose model that is. A wrong registration raises TypeError
+    (and the message is dead-lettered after its retries) rather than reading one
+    model's fields off another.
+    """
+
+    model: type[DataT]
+    handler: Callable[[Conn, Envelope[DataT]], Awaitable[None]]
+
+    async def __call__(self, conn: Conn, envelope: Envelope[Any]) -> None:
+        if not isinstance(envelope.data, self.model):
+            msg = (
+                f"handler for {envelope.type!r} takes {self.model.__name__},"
+                f" got {type(envelope.data).__name__}: registered for the wrong event type?"
+            )
+            raise TypeError(msg)
+        await self.handler(conn, envelope)
 
 
 # Failures that say nothing about the message: wait them out, however long.
