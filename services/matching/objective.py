@@ -52,6 +52,9 @@ def score(needs: list[int], worked: list[bool], near: list[int], clinicians: lis
     return Score(len(needs), sum(needs), sum(worked), len(set(clinicians)), sum(near))
 
 
+MOST_NEED = 19  # ``need``'s largest value: urgent, in the most deprived decile
+
+
 def need(session: OpenSession) -> int:
     """Urgency and deprivation, 0–19: urgent adds 10, decile d adds 10 - d."""
     urgent = 10 if session.urgency is Urgency.URGENT else 0
