@@ -17,6 +17,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -435,9 +436,25 @@ def intake(
     console.print(result["setup"]["note"], style="dim")
 
 
+class MatchingFamily(StrEnum):
+    """Instance families of `fairshare bench matching`."""
+
+    DEFAULT = "default"
+    TIGHT = "tight"
+
+
+# Above this HiGHS's model (built row by row) outgrows time and memory (10,000 sessions:
+# 1,369 s and 15 GB); the LP bound serves alone.
+HIGHS_MAX_SESSIONS = 2_000
+
+
 @bench_app.command("matching")
 def matching(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    family: Annotated[
+        MatchingFamily,
+        typer.Option(help="default: today's week; tight: a fortnight where every rule binds."),
+    ] = MatchingFamily.DEFAULT,
     sessions: Annotated[int, typer.Option(min=1, help="Sessions in the generated week.")] = 10_000,
     clinicians: Annotated[int, typer.Option(min=1, help="Clinicians in the bank.")] = 5_000,
     seed: Annotated[int, typer.Option(help="Seed of the generated week.")] = 1,
@@ -448,27 +465,33 @@ def matching(
         int, typer.Option(min=0, help="New sessions matched one at a time, for the p99.")
     ] = 200,
     optimum: Annotated[
-        bool,
+        bool | None,
         typer.Option(
             "--optimum/--no-optimum",
-            help="Ask HiGHS for the optimum (at 10,000 sessions it may find none in time).",
+            help="Ask HiGHS for the optimum (default: up to 2,000 sessions; above, the "
+            "LP bound alone, as HiGHS's model outgrows the machine).",
         ),
+    ] = None,
+    online: Annotated[
+        bool, typer.Option("--online/--no-online", help="Replay the week one post at a time.")
     ] = True,
 ) -> None:
-    """Engine vs first come first served vs HiGHS's optimum, on one generated week.
+    """Engine vs first come first served vs the optimum, offline and online.
 
     Runs in this process; needs no running system.
     """
     from fairshare.bench_matching import run  # noqa: PLC0415 - numpy, OR-Tools, HiGHS
 
     result = run(
+        family=family.value,
         sessions=sessions,
         clinicians=clinicians,
         seed=seed,
         highs_time_limit_s=highs_time_limit,
         incremental=incremental,
         console=_stderr,
-        optimum=optimum,
+        optimum=sessions <= HIGHS_MAX_SESSIONS if optimum is None else optimum,
+        online=online,
     )
     if as_json:
         print(json.dumps(result, indent=2))

@@ -20,8 +20,8 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -169,9 +169,11 @@ def highs_optimum(problem: Problem, pairs: Pairs, time_limit_s: float) -> Baseli
     for members in by_session.values():
         if len(members) > 1:
             rows.add(members, [1.0] * len(members), 1.0)
-    first = min(s.starts_at for s in sessions)
-    last = max(s.ends_at for s in sessions)
-    one_week = last - first <= timedelta(days=7)
+    busy: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
+    index = {who: c for c, who in enumerate(pairs.clinicians)}
+    for commitment in problem.commitments:
+        if commitment.clinician_id in index:
+            busy[index[commitment.clinician_id]].append((commitment.starts_at, commitment.ends_at))
     for c, mine in by_clinician.items():
         person = people[c]
         mine.sort(key=lambda i: sessions[s_of[i]].starts_at)
@@ -187,8 +189,11 @@ def highs_optimum(problem: Problem, pairs: Pairs, time_limit_s: float) -> Baseli
                 rows.add(list(clique), [1.0] * len(clique), 1.0)
         if person.self_employed:
             continue
-        # 11 hours' rest between working days.
+        # 11 hours' rest between working days, with commitments too.
         for i in mine:
+            span = (sessions[s_of[i]].starts_at, sessions[s_of[i]].ends_at)
+            if any(_short_rest(span, b) for b in busy[c]):
+                rows.add([i], [1.0], 0.0)
             end = sessions[s_of[i]].ends_at
             lo = bisect.bisect_left(starts, end)
             hi = bisect.bisect_left(starts, end + timedelta(hours=11))
@@ -197,15 +202,14 @@ def highs_optimum(problem: Problem, pairs: Pairs, time_limit_s: float) -> Baseli
                     sessions[s_of[j]].starts_at
                 ):
                     rows.add([i, j], [1.0, 1.0], 1.0)
-        # 48 hours in any 7 days: the week's sessions all lie within 7 days, so the
-        # busiest 7 days hold all of them and one row per clinician is exact.
+        # 48 hours in any 7 days that include a new session: one row per 7 days that
+        # could be the busiest (from a start, or ending at an end), commitments fixed.
         if not person.wtr_opt_out:
-            hours = [sessions[s_of[i]].hours for i in mine]
-            if sum(hours) > 48:
-                if not one_week:
-                    msg = "the MILP's 48-hour row assumes sessions within one week"
-                    raise ValueError(msg)
-                rows.add(mine, hours, 48.0)
+            _week_rows(
+                rows,
+                [(i, sessions[s_of[i]].starts_at, sessions[s_of[i]].ends_at) for i in mine],
+                busy[c],
+            )
     home = [p.home_sector for p in people]
     cross = [home[c_of[i]] is not sessions[s_of[i]].sector for i in range(n)]
     if problem.policy.home_first:
@@ -231,22 +235,20 @@ def highs_optimum(problem: Problem, pairs: Pairs, time_limit_s: float) -> Baseli
                         over + filled_h, [1.0] * len(over) + [-float(len(over))] * len(filled_h), 0
                     )
     assert problem.balances is not None
+    caps = []
     for sector in Sector:
         room = budget(problem.policy, sector, problem.balances[sector])
-        if room < 0:
-            msg = "the MILP's cap row assumes every sector starts within its cap"
-            raise ValueError(msg)
         terms = [
             (i, sessions[s_of[i]].hours if home[c_of[i]] is sector else -sessions[s_of[i]].hours)
             for i in range(n)
             if cross[i] and sector in (home[c_of[i]], sessions[s_of[i]].sector)
         ]
-        if terms:
-            rows.add([i for i, _ in terms], [h for _, h in terms], room)
+        if any(h > 0 for _, h in terms):
+            caps.append((terms, room))
     # HiGHS through OR-Tools' linear solver wrapper, which bundles it: the highspy wheel
     # and OR-Tools each carry their own HiGHS build and can't share a process.
     with _stdout_to_stderr():
-        return _solve_highs(rows, tiers, n, time_limit_s, clock, problem, pairs)
+        return _solve_highs(rows, caps, tiers, time_limit_s, clock, problem, pairs)
 
 
 @contextlib.contextmanager
@@ -263,26 +265,32 @@ def _stdout_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def _solve_highs(
+def _highs_model(
+    solver: pywraplp.Solver,
     rows: _Rows,
+    caps: list[tuple[list[tuple[int, float]], float]],
     tiers: Tiers,
-    n: int,
-    time_limit_s: float,
-    clock: float,
-    problem: Problem,
-    pairs: Pairs,
-) -> Baseline:
-    """The tiers in turn: each maximised with those above held at their optimum."""
-    solver = pywraplp.Solver.CreateSolver("HIGHS")
-    if solver is None:
-        msg = "this OR-Tools build has no HiGHS"
-        raise RuntimeError(msg)
+) -> tuple[list[Any], list[Any]]:
+    """The MILP's variables and rows: a column per pair, and who works (for spread)."""
+    n = len(tiers.need)
     x = [solver.BoolVar(f"x{i}") for i in range(n)]
     infinity = solver.infinity()
     for r, upper in enumerate(rows.upper):
         row = solver.Constraint(-infinity, upper)
         for k in range(rows.starts[r], rows.starts[r + 1]):
             row.SetCoefficient(x[rows.index[k]], rows.value[k])
+    for k, (terms, room) in enumerate(caps):
+        # Either the sector lends nobody, or its net outflow stays within its room.
+        lends = solver.BoolVar(f"lends{k}")
+        out = sum(h for _, h in terms if h > 0)
+        within = solver.Constraint(-infinity, room + out)
+        lending = solver.Constraint(-infinity, 0)
+        within.SetCoefficient(lends, out)
+        lending.SetCoefficient(lends, -out)
+        for i, h in terms:
+            within.SetCoefficient(x[i], h)
+            if h > 0:
+                lending.SetCoefficient(x[i], h)
     by_clinician: dict[int, list[int]] = defaultdict(list)
     for i in range(n):
         by_clinician[tiers.clinician[i]].append(i)
@@ -295,6 +303,25 @@ def _solve_highs(
         for i in mine:
             row.SetCoefficient(x[i], -1)
         works.append(w)
+    return x, works
+
+
+def _solve_highs(
+    rows: _Rows,
+    caps: list[tuple[list[tuple[int, float]], float]],
+    tiers: Tiers,
+    time_limit_s: float,
+    clock: float,
+    problem: Problem,
+    pairs: Pairs,
+) -> Baseline:
+    """The tiers in turn: each maximised with those above held at their optimum."""
+    solver = pywraplp.Solver.CreateSolver("HIGHS")
+    if solver is None:
+        msg = "this OR-Tools build has no HiGHS"
+        raise RuntimeError(msg)
+    n = len(tiers.need)
+    x, works = _highs_model(solver, rows, caps, tiers)
     stages: list[list[tuple[Any, float]]] = [
         [(x[i], 1.0) for i in range(n)],
         [(x[i], float(tiers.need[i])) for i in range(n) if tiers.need[i]],
@@ -308,7 +335,7 @@ def _solve_highs(
     # tier is dozens of points.
     exactly = pywraplp.MPSolverParameters()
     exactly.SetDoubleParam(exactly.RELATIVE_MIP_GAP, 0.0)
-    status, has_solution, bounds = "Optimal", False, []
+    status, chosen, bounds, proven_tiers = "Optimal", None, [], 0
     for terms in stages:
         if not terms:
             bounds.append(0.0)
@@ -321,18 +348,25 @@ def _solve_highs(
         solver.SetTimeLimit(max(1, int((deadline - time.perf_counter()) * 1000)))
         outcome = solver.Solve(exactly)
         if outcome not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
-            status = "No solution within the time limit" if not has_solution else status
+            # Out of time before a plan at this stage: the last stage's plan stands.
+            status = (
+                "No solution within the time limit"
+                if chosen is None
+                else f"Tiers up to {len(bounds)} proven; out of time at the next"
+            )
             break
-        has_solution = True
+        chosen = [i for i in range(n) if x[i].solution_value() > 0.5]
         bounds.append(goal.BestBound())
         if outcome != pywraplp.Solver.OPTIMAL:
-            status = "Time limit reached with a feasible plan"
+            status = f"Time limit reached at tier {len(bounds)} with a feasible plan"
             break
+        proven_tiers = len(bounds)
         # Hold this tier at its optimum (less a hair for HiGHS's tolerances) for the next.
-        held = solver.Constraint(round(goal.Value()) - 1e-6, infinity)
+        held = solver.Constraint(round(goal.Value()) - 1e-6, solver.infinity())
         for var, c in terms:
             held.SetCoefficient(var, c)
-    chosen = [i for i in range(n) if x[i].solution_value() > 0.5] if has_solution else []
+    has_solution = chosen is not None
+    chosen = chosen or []
     return Baseline(
         chosen=chosen,
         filled=len(chosen),
@@ -343,6 +377,7 @@ def _solve_highs(
             "status": status,
             "has_solution": has_solution,
             "bound": bounds,
+            "proven_tiers": proven_tiers,
             "rows": len(rows.upper),
             "columns": n,
             "build_s": round(built_s, 2),
@@ -351,5 +386,55 @@ def _solve_highs(
 
 
 def eligible_pairs(problem: Problem) -> Pairs:
-    """The problem's eligible pairs (the per-pair rule, in bulk)."""
-    return find_pairs(problem.sessions, problem.windows, problem.commitments)
+    """The problem's eligible pairs (the per-pair rule, in bulk), less those tried."""
+    pairs = find_pairs(problem.sessions, problem.windows, problem.commitments)
+    if not problem.already_tried:
+        return pairs
+    ids = [s.id for s in problem.sessions]
+    keep = np.array(
+        [
+            (ids[s], pairs.clinicians[c]) not in problem.already_tried
+            for s, c in zip(pairs.session.tolist(), pairs.clinician.tolist(), strict=True)
+        ],
+        dtype=np.bool_,
+    )
+    return replace(
+        pairs, session=pairs.session[keep], clinician=pairs.clinician[keep], km=pairs.km[keep]
+    )
+
+
+def _short_rest(a: tuple[datetime, datetime], b: tuple[datetime, datetime]) -> bool:
+    """Two shifts on different working days less than 11 hours apart (the spec's rule)."""
+    first, second = sorted((a, b))
+    if second[0] < first[1] or working_day(first[0]) == working_day(second[0]):
+        return False
+    return second[0] - first[1] < timedelta(hours=11)
+
+
+def _week_rows(
+    rows: _Rows,
+    mine: list[tuple[int, datetime, datetime]],
+    busy: list[tuple[datetime, datetime]],
+) -> None:
+    """48 hours in any 7 days that include a new session, as rows over ``mine``."""
+    week, limit = timedelta(days=7), 48.0
+
+    def clip(a: datetime, b: datetime, t: datetime) -> float:
+        return max(0.0, (min(b, t + week) - max(a, t)).total_seconds() / 3600)
+
+    if (
+        sum((b - a).total_seconds() for _, a, b in mine) / 3600
+        + sum((b - a).total_seconds() for a, b in busy) / 3600
+        <= limit
+    ):
+        return
+    instants = {a for _, a, _ in mine} | {a for a, _ in busy}
+    instants |= {b - week for _, _, b in mine} | {b - week for _, b in busy}
+    seen: set[tuple[tuple[tuple[int, float], ...], float]] = set()
+    for t in sorted(instants):
+        terms = tuple((i, clip(a, b, t)) for i, a, b in mine if clip(a, b, t) > 0)
+        fixed = sum(clip(a, b, t) for a, b in busy)
+        key = (terms, fixed)
+        if terms and fixed + sum(h for _, h in terms) > limit and key not in seen:
+            seen.add(key)
+            rows.add([i for i, _ in terms], [h for _, h in terms], max(0.0, limit - fixed))

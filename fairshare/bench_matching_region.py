@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 import random
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from services.matching.domain import OpenSession, Window
+from services.matching.domain import Commitment, OpenSession, Window
 from services.matching.policy import SectorBalance
 from shared.catalogue import SKILLS_FOR, Profession, Role, Sector, Skill, Urgency
 
@@ -77,6 +77,11 @@ class Region:
     sessions: list[OpenSession]
     windows: list[Window]
     balances: dict[Sector, SectorBalance]
+    commitments: list[Commitment] = field(default_factory=list)
+    # (session, clinician) pairs offered before and declined or expired: never again.
+    already_tried: frozenset[tuple[uuid.UUID, uuid.UUID]] = frozenset()
+    # (clinician, organisation) pairs with a past booking: continuity.
+    worked_before: frozenset[tuple[uuid.UUID, str]] = frozenset()
 
 
 def _at(day: date, hm: tuple[int, int]) -> datetime:

@@ -28,6 +28,8 @@ them; so the plan obeys every hard rule whatever the flow chose.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
 import time
 import uuid
@@ -61,6 +63,12 @@ DEEP_AUGMENT_MAX_PAIRS = 200_000
 # move about one step of need, so it reorders who goes where but never outweighs a fill.
 # (Tried 3,000, 30,000 and 100,000 on generated regions; 3,000 kept the most value.)
 CAP_PRICE_PER_HOUR = 3_000
+# ``improve``: the most pairs one window of time hands CP-SAT (it proves a window's
+# fill and need in about half a second), each session's best few clinicians only (and
+# whoever holds it now), and the most time one window may take.
+IMPROVE_PAIRS = 2_500
+IMPROVE_TOP_K = 12
+IMPROVE_WINDOW_S = 0.5
 
 
 class Why(StrEnum):
@@ -104,6 +112,8 @@ class Problem:
     # a starting point, which may improve it within ``polish_time_limit_s``.
     polish_max_pairs: int = 4_000
     polish_time_limit_s: float = 1.0
+    # Larger problems: windows of time re-planned exactly, within this much time.
+    improve_time_limit_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -115,6 +125,8 @@ class Plan:
     objective: objective.Score
     balances: dict[Sector, SectorBalance]
     timings_s: dict[str, float]
+    # The exact stage's solution, when it ran: proven optimal, and stage by stage.
+    solved: exact.Solution | None = None
 
 
 def offered_hours(windows: Sequence[Window]) -> dict[Sector, float]:
@@ -202,6 +214,7 @@ class _Planner:
             ("repair_s", self.repair),
             ("fill_s", self.fill),
             ("augment_s", self.augment),
+            ("improve_s", self.improve),
             ("polish_s", self.polish),
         )
         for key, stage in stages:
@@ -223,6 +236,7 @@ class _Planner:
             objective=self.worth(list(state.holder.values())),
             balances=balances,
             timings_s=self.timings,
+            solved=self.found,
         )
 
     # The stages, in the order ``run`` calls them.
@@ -450,6 +464,100 @@ class _Planner:
             for s in self.order:
                 if s not in self.state.holder:
                     self.place(s, frozenset(), depth)
+
+    def improve(self) -> None:
+        """7. Large problems: the heuristic's plan re-planned exactly one window of time
+        at a time, everything outside the window held (a large neighbourhood search),
+        window after window while time is left, then again with the windows shifted by
+        half so that what a border cut is seen whole. A window's plan is never worse
+        than what it replaces: CP-SAT starts from it."""
+        problem = self.problem
+        if (
+            not problem.global_flow
+            or self.optimum is not None
+            or len(self.live) <= problem.exact_max_pairs
+            or problem.improve_time_limit_s <= 0
+        ):
+            return
+        deadline = time.perf_counter() + problem.improve_time_limit_s
+        windows = self._windows()
+        shifted = [a[len(a) // 2 :] + b[: len(b) // 2] for a, b in itertools.pairwise(windows)]
+        for window in windows + shifted:
+            left = deadline - time.perf_counter()
+            if left <= 0.05:
+                break
+            self._replan_window(window, min(left, IMPROVE_WINDOW_S))
+
+    def _windows(self) -> list[list[int]]:
+        """The sessions with candidates, by start, cut into windows of about
+        ``IMPROVE_PAIRS`` candidate pairs."""
+        with_pairs = sorted(
+            self.by_session.keys_with_items(), key=lambda s: self.session_span[s][0]
+        )
+        windows: list[list[int]] = [[]]
+        pairs = 0
+        for s in with_pairs:
+            count = min(IMPROVE_TOP_K, len(self.by_session[s])) + 1
+            if pairs + count > IMPROVE_PAIRS and windows[-1]:
+                windows.append([])
+                pairs = 0
+            windows[-1].append(s)
+            pairs += count
+        return windows
+
+    def _replan_window(self, window: list[int], time_limit_s: float) -> None:
+        """Re-plan the sessions of ``window`` exactly, the rest of the plan held."""
+        state, span = self.state, self.span
+        before = [state.holder[s] for s in window if s in state.holder]
+        for i in before:
+            self.drop(i)
+        inside = set(window)
+        candidates = set(before)
+        for s in window:
+            candidates.update(self.by_session[s][:IMPROVE_TOP_K])
+        held_spans = {
+            c: [span(j) for j in state.taken[c]] for c in {self.c_of[i] for i in candidates}
+        }
+        pairs = []
+        for i in sorted(candidates):
+            c = self.c_of[i]
+            if any(overlaps(*span(i), *other) for other in held_spans[c]):
+                continue
+            # Home first for a home session outside the window: it must be filled now.
+            if self.problem.policy.home_first and self.cross[i]:
+                start, end = span(i)
+                if any(
+                    self.s_of[j] not in inside
+                    and self.s_of[j] not in state.holder
+                    and overlaps(start, end, *span(j))
+                    for j in self.home_pairs.get(c, ())
+                ):
+                    continue
+            pairs.append(i)
+        # A move held outside the window keeps home first only while the clinician's
+        # overlapping home sessions inside it stay filled.
+        must_fill: set[int] = set()
+        if self.problem.policy.home_first:
+            for j in state.holder.values():
+                if self.cross[j]:
+                    start, end = span(j)
+                    must_fill.update(
+                        self.s_of[h]
+                        for h in self.home_pairs.get(self.c_of[j], ())
+                        if self.s_of[h] in inside and overlaps(start, end, *span(h))
+                    )
+        model = dataclasses.replace(
+            self.model,
+            pairs=pairs,
+            busy=lambda c: [*self.busy[c], *held_spans.get(c, [])],
+            budget_s={s: math.floor(state.budget_left(s) * 3600 + 1e-6) for s in Sector},
+            lending=frozenset(s for s in Sector if state.lent[s]),
+            must_fill=frozenset(must_fill),
+            employed=frozenset(c for c, mine in state.taken.items() if mine),
+        )
+        found = exact.solve(model, time_limit_s=time_limit_s, hint=before)
+        for i in found.chosen if found is not None else before:
+            self.take(i)
 
     def polish(self) -> None:
         """7. Mid-size problems: CP-SAT from the heuristic's plan, within its time."""

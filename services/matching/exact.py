@@ -52,6 +52,12 @@ class Model:
     home_pairs: Callable[[int], Sequence[int]]  # a clinician's home-sector pairs
     budget_s: dict[object, int]  # sector → seconds of net outflow it may still take
     home_first: bool
+    # When the model is one window of a larger plan (``engine``'s ``improve``): sectors
+    # lending outside it (their budget row holds unconditionally), sessions that must
+    # stay filled (home first for a move fixed outside), clinicians already working.
+    lending: frozenset[object] = frozenset()
+    must_fill: frozenset[int] = frozenset()
+    employed: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,8 @@ class Solution:
     chosen: list[int]
     proven: bool
     bound: Score
+    # How many stages, from the first, were proven: 1 means fill and need are optimal.
+    proven_stages: int = 0
 
 
 def _seconds(span: Span) -> int:
@@ -86,15 +94,16 @@ class _Built:
         self.works: dict[int, cp_model.IntVar] = {}
         for c, mine in by_clinician.items():
             _clinician_rules(cp, x, model, c, mine)
-            if len(mine) > 1:
+            if c not in model.employed:
                 self.works[c] = cp.new_bool_var(f"works{c}")
                 cp.add(self.works[c] <= sum(x[i] for i in mine))
+        for session in model.must_fill:
+            cp.add(sum(x[i] for i in by_session.get(session, [])) >= 1)
         if model.home_first:
             _home_first(cp, x, model, by_session)
         _caps(cp, x, model)
         ps = list(model.pairs)
         self.cp, self.x, self.model = cp, x, model
-        alone = [x[mine[0]] for mine in by_clinician.values() if len(mine) == 1]
         # Filling and need in one stage, weighted so that it is still lexicographic
         # (need sums to at most 19 a session, less than one more fill is worth):
         # measured, one stage proved in 1.2 s what two proved in 2.7 s.
@@ -102,7 +111,7 @@ class _Built:
         self.stages = [
             sum((self.fill_weight + model.need[i]) * x[i] for i in ps),
             sum(x[i] for i in ps if model.worked[i]),
-            sum(self.works.values()) + sum(alone),
+            sum(self.works.values()),
             sum(model.near[i] * x[i] for i in ps if model.near[i]),
         ]
 
@@ -128,10 +137,12 @@ def solve(model: Model, *, time_limit_s: float, hint: list[int] | None = None) -
     built = _Built(model)
     chosen = list(hint) if hint is not None else None
     proven = True
+    proven_stages = 0
     bounds: list[int] = []
     for stage in built.stages:
         if isinstance(stage, int):  # an empty sum: nothing to choose in this tier
             bounds.append(stage)
+            proven_stages += proven
             continue
         if chosen is not None:
             built.hint(chosen)
@@ -149,12 +160,13 @@ def solve(model: Model, *, time_limit_s: float, hint: list[int] | None = None) -
             break
         chosen = [i for i, var in built.x.items() if solver.value(var)]
         proven = proven and status == cp_model.OPTIMAL
+        proven_stages += proven
         bounds.append(math.floor(solver.best_objective_bound + 1e-6))
         # Hold this stage at what was found while the next ones are improved.
         built.cp.add(stage >= round(solver.objective_value))
     if chosen is None:
         return None
-    return Solution(chosen, proven, _bound(built, chosen, bounds))
+    return Solution(chosen, proven, _bound(built, chosen, bounds), proven_stages)
 
 
 def _bound(built: _Built, chosen: list[int], bounds: list[int]) -> Score:
@@ -203,6 +215,9 @@ def _caps(cp: cp_model.CpModel, x: dict[int, cp_model.IntVar], model: Model) -> 
         # Either the sector's net outflow stays within what it may still lose, or
         # it lends nobody (a sector already over its cap may still borrow).
         outgoing = [x[i] for i, s in terms if s > 0]
+        if sector in model.lending:
+            cp.add(sum(s * x[i] for i, s in terms) <= model.budget_s[sector])
+            continue
         if not outgoing:
             continue
         lends = cp.new_bool_var(f"lends_{sector}")
