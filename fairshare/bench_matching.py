@@ -39,7 +39,13 @@ from services.matching.domain import Commitment, OpenSession
 from services.matching.eligibility import Pairs
 from services.matching.engine import Plan, Problem, plan
 from services.matching.objective import Score
-from services.matching.policy import DEFAULT_CAP_PCT, Policy, SectorBalance
+from services.matching.policy import (
+    DEFAULT_CAP_PCT,
+    RECOMMENDED_CROSS_SECTOR_WITHIN_H,
+    RECOMMENDED_HOLD_BEYOND_H,
+    Policy,
+    SectorBalance,
+)
 from shared.catalogue import Sector
 
 DEPRIVED = 3  # IMD deciles 1-3: the most deprived 30% of areas
@@ -221,7 +227,6 @@ def run(
     console: Console | None = None,
     optimum: bool = True,
     online: bool = True,
-    sweep_every: int = 1000,
     batches: int = 5,
 ) -> dict[str, Any]:
     """Generate the family's week, run everything, and return the figures."""
@@ -256,18 +261,32 @@ def run(
         timings = _replans(region, problem, result, incremental, seed)
         progress.update(step, description="batch-sized problems", total=None)
         batch = _batches(family, seed, batches)
-        online_figures = None
+        online_figures = online_default = None
         if online:
-            progress.update(step, description="online: posted one at a time", total=sessions)
-            online_figures = _online(
-                region,
+            held = replace(
                 problem,
-                pairs,
-                bound,
-                seed,
-                sweep_every,
-                lambda k: progress.update(step, completed=k),
+                policy=replace(
+                    problem.policy,
+                    hold_beyond_h=RECOMMENDED_HOLD_BEYOND_H,
+                    cross_sector_within_h=RECOMMENDED_CROSS_SECTOR_WITHIN_H,
+                ),
             )
+            for name, policy_problem in (("recommended", held), ("default", problem)):
+                progress.update(
+                    step, description=f"online, {name} policy: one post at a time", total=sessions
+                )
+                figures_online = _online(
+                    region,
+                    policy_problem,
+                    pairs,
+                    bound,
+                    seed,
+                    lambda k: progress.update(step, completed=k),
+                )
+                if name == "recommended":
+                    online_figures = figures_online
+                else:
+                    online_default = figures_online
     proven = best.extra["status"] == "Optimal"  # every tier
     fill_proven = best.extra.get("proven_tiers", 0) >= 1
     filled_ids = {p.session.id for p in result.proposals}
@@ -321,6 +340,8 @@ def run(
         "bound": bound,
         "engine_timings_s": {k: round(v, 3) for k, v in result.timings_s.items()},
         "online": online_figures,
+        # The same replay with the policy's default (offers at once, moves any time ahead).
+        "online_default_policy": online_default,
     }
     figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     figures["met"] = _met(figures)
@@ -333,12 +354,11 @@ def _online(
     pairs: Pairs,
     offline_bound: dict[str, Any],
     seed: int,
-    sweep_every: int,
     progress: Callable[[int], None],
 ) -> dict[str, Any]:
     """The online replay's figures, against the same answers for every method."""
     clock = time.perf_counter()
-    state = replay(region, problem, seed=seed, sweep_every=sweep_every, progress=progress)
+    state = replay(region, problem, seed=seed, progress=progress)
     replay_s = time.perf_counter() - clock
     answer = accepts(seed)
     ids = [s.id for s in problem.sessions]
@@ -357,7 +377,12 @@ def _online(
     deprived, region_rate = _fill_rates(list(problem.sessions), filled)
     greedy_ids = {problem.sessions[int(accepting.session[i])].id for i in first_come.chosen}
     booked = {s: c.clinician_id for s, c in state.booked.items()}
+    policy = problem.policy
     return {
+        "policy": {
+            "hold_beyond_h": policy.hold_beyond_h,
+            "cross_sector_within_h": policy.cross_sector_within_h,
+        },
         "filled": len(filled),
         "greedy_filled": first_come.filled,
         "fill_bound": best,
@@ -367,12 +392,13 @@ def _online(
         "deprived_fill_rate": deprived,
         "region_fill_rate": region_rate,
         "greedy_deprived_fill_rate": _fill_rates(list(problem.sessions), greedy_ids)[0],
-        "held_by_guard": held_by_guard(state.last_sweep),
+        "held_by_guard": held_by_guard(state.last_round),
         "max_sector_drain_pct": _drain_pct(state.balances),
         "greedy_max_sector_drain_pct": round(first_come.max_drain_pct, 2),
         "offers": state.offers,
         "refused": state.refused,
         "plans": len(state.plan_ms),
+        "rounds": state.rounds,
         "plan_p99_ms": _pct(state.plan_ms, 0.99),
         "replay_s": round(replay_s, 1),
         "bound": bound,

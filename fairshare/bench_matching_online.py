@@ -25,16 +25,18 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from fairshare.bench_matching_region import Region
 from services.matching.domain import Commitment, OpenSession
 from services.matching.engine import Plan, Problem, Why, plan
-from services.matching.policy import SectorBalance
+from services.matching.policy import SectorBalance, next_round_after
+from services.matching.working_time import WEEK
 from shared.catalogue import Sector
 
 REACH = timedelta(hours=13)
 REFUSED = 0.2  # share of offers declined (0.15) or left to expire (0.05)
+LATE_SHARE = 0.2  # sessions posted within 72 hours of their start
 
 
 def accepts(seed: int) -> Callable[[uuid.UUID, uuid.UUID], bool]:
@@ -54,10 +56,23 @@ class Replay:
     booked: dict[uuid.UUID, Commitment] = field(default_factory=dict)  # session → booking
     tried: set[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=set)
     balances: dict[Sector, SectorBalance] = field(default_factory=dict)
-    last_sweep: Plan | None = None
+    last_round: Plan | None = None
     plan_ms: list[float] = field(default_factory=list)
     offers: int = 0
     refused: int = 0
+    rounds: int = 0
+
+
+def posting_times(sessions: list[OpenSession], seed: int) -> list[tuple[datetime, OpenSession]]:
+    """When each session is posted: a fifth within 72 hours of its start (late gaps),
+    the rest 3 to 28 days ahead; in posting order."""
+    rng = random.Random(seed + 2)
+    posts = []
+    for session in sessions:
+        hours = rng.uniform(2, 72) if rng.random() < LATE_SHARE else rng.uniform(72, 28 * 24)
+        posts.append((session.starts_at - timedelta(hours=hours), session))
+    posts.sort(key=lambda p: (p[0], str(p[1].id)))
+    return posts
 
 
 def replay(
@@ -65,91 +80,110 @@ def replay(
     problem: Problem,
     *,
     seed: int,
-    sweep_every: int,
     progress: Callable[[int], None] | None = None,
 ) -> Replay:
-    """Post the week one session at a time (see module doc)."""
-    rng = random.Random(seed + 2)
+    """Post the week one session at a time, as the service plans (see module doc)."""
     answer = accepts(seed)
-    order = list(problem.sessions)
-    rng.shuffle(order)
+    posts = posting_times(list(problem.sessions), seed)
     state = Replay(tried=set(problem.already_tried), balances=dict(region.balances))
     posted: list[OpenSession] = []
-    for k, session in enumerate(order, start=1):
+    policy = problem.policy
+    hold = _hours(policy.hold_beyond_h)
+    last_start = max(s.starts_at for s in problem.sessions)
+    next_round = next_round_after(posts[0][0]) if posts else last_start
+    for k, (at, session) in enumerate(posts, start=1):
+        while next_round <= at:
+            _plan(problem, state, posted, answer, next_round, None)
+            state.rounds += 1
+            next_round = next_round_after(next_round)
         posted.append(session)
-        lo, hi = session.starts_at - REACH, session.ends_at + REACH
-        _plan_until_settled(problem, state, posted, answer, (lo, hi))
-        if k % sweep_every == 0:
-            _plan_until_settled(problem, state, posted, answer, None)
+        if session.starts_at - at <= hold:
+            stretch = (session.starts_at - REACH, session.ends_at + REACH)
+            _plan(problem, state, posted, answer, at, stretch)
         if progress is not None:
             progress(k)
-    _plan_until_settled(problem, state, posted, answer, None)
+    while next_round < last_start:
+        _plan(problem, state, posted, answer, next_round, None)
+        state.rounds += 1
+        next_round = next_round_after(next_round)
     return state
 
 
-def _plan_until_settled(
+def _plan(
     problem: Problem,
     state: Replay,
     posted: list[OpenSession],
     answer: Callable[[uuid.UUID, uuid.UUID], bool],
-    stretch: tuple[object, object] | None,
+    now: datetime,
+    stretch: tuple[datetime, datetime] | None,
 ) -> None:
-    """Plan the stretch (None: the whole region); refusals plan it again."""
+    """Plan the stretch at ``now`` (None: the daily round, every open session); a
+    refusal plans it again, as `offer.declined` does."""
     while True:
-        if stretch is None:
-            near = [s for s in posted if s.id not in state.booked]
-            windows = list(problem.windows)
-            commitments = [*problem.commitments, *state.booked.values()]
-        else:
-            lo, hi = stretch
-            near = [
-                s
-                for s in posted
-                if s.id not in state.booked and s.starts_at < hi and s.ends_at > lo  # type: ignore[operator]
-            ]
-            windows = [w for w in problem.windows if w.starts_at < hi and w.ends_at > lo]  # type: ignore[operator]
-            commitments = [
-                c
-                for c in [*problem.commitments, *state.booked.values()]
-                if c.starts_at < hi + timedelta(days=7) and c.ends_at > lo - timedelta(days=7)  # type: ignore[operator]
-            ]
+        lo, hi = stretch if stretch is not None else (now, datetime.max.replace(tzinfo=UTC))
+        near = [
+            s
+            for s in posted
+            if s.id not in state.booked
+            and s.starts_at > now
+            and s.starts_at < hi
+            and s.ends_at > lo
+        ]
+        hold = _hours(problem.policy.hold_beyond_h)
+        near = [s for s in near if s.starts_at - now <= hold]
         if not near:
             return
+        reach = (min(s.starts_at for s in near) - WEEK, max(s.ends_at for s in near) + WEEK)
         step = replace(
             problem,
             sessions=near,
-            windows=windows,
-            commitments=commitments,
+            windows=[w for w in problem.windows if w.starts_at < hi and w.ends_at > lo],
+            commitments=[
+                c
+                for c in [*problem.commitments, *state.booked.values()]
+                if c.starts_at < reach[1] and c.ends_at > reach[0]
+            ],
             balances=state.balances,
             already_tried=frozenset(state.tried),
+            cross_sector_after=now + _hours(problem.policy.cross_sector_within_h),
         )
         clock = time.perf_counter()
         result = plan(step)
         state.plan_ms.append((time.perf_counter() - clock) * 1000)
         if stretch is None:
-            state.last_sweep = result
-        refused = False
-        for proposal in result.proposals:
-            state.offers += 1
-            session = proposal.session
-            if not answer(session.id, proposal.clinician_id):
-                state.tried.add((session.id, proposal.clinician_id))
-                state.refused += 1
-                refused = True
-                continue
-            state.booked[session.id] = Commitment(
-                proposal.clinician_id, session.starts_at, session.ends_at
-            )
-            if proposal.home_sector is not session.sector:
-                out, into = state.balances[proposal.home_sector], state.balances[session.sector]
-                state.balances[proposal.home_sector] = SectorBalance(
-                    out.offered_hours, out.net_out_hours + session.hours
-                )
-                state.balances[session.sector] = SectorBalance(
-                    into.offered_hours, into.net_out_hours - session.hours
-                )
-        if not refused:
+            state.last_round = result
+        if not _answer(state, result, answer):
             return
+
+
+def _hours(limit: float | None) -> timedelta:
+    """A policy's limit in hours as a span (None: no limit, in practice)."""
+    return timedelta(days=3650) if limit is None else timedelta(hours=limit)
+
+
+def _answer(state: Replay, result: Plan, answer: Callable[[uuid.UUID, uuid.UUID], bool]) -> bool:
+    """Each offer answered; whether any was refused."""
+    refused = False
+    for proposal in result.proposals:
+        state.offers += 1
+        session = proposal.session
+        if not answer(session.id, proposal.clinician_id):
+            state.tried.add((session.id, proposal.clinician_id))
+            state.refused += 1
+            refused = True
+            continue
+        state.booked[session.id] = Commitment(
+            proposal.clinician_id, session.starts_at, session.ends_at
+        )
+        if proposal.home_sector is not session.sector:
+            out, into = state.balances[proposal.home_sector], state.balances[session.sector]
+            state.balances[proposal.home_sector] = SectorBalance(
+                out.offered_hours, out.net_out_hours + session.hours
+            )
+            state.balances[session.sector] = SectorBalance(
+                into.offered_hours, into.net_out_hours - session.hours
+            )
+    return refused
 
 
 def held_by_guard(result: Plan | None) -> int:

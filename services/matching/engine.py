@@ -114,6 +114,10 @@ class Problem:
     polish_time_limit_s: float = 1.0
     # Larger problems: windows of time re-planned exactly, within this much time.
     improve_time_limit_s: float = 2.0
+    # Sessions starting after this get no cross-sector offer in this plan: home first in
+    # time too, so a clinician is not lent out before their own sector has posted what
+    # it needs then (docs/matching.md, "When it plans"). None: no such limit.
+    cross_sector_after: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -260,6 +264,12 @@ class _Planner:
         need = np.array([objective.need(s) for s in sessions], dtype=np.int64)
         worked_arr = self._worked_before()
         tried_arr = self._tried_before()
+        late_arr = np.zeros(len(ps), dtype=np.bool_)
+        if problem.cross_sector_after is not None and len(ps):
+            cutoff = problem.cross_sector_after.timestamp()
+            starts = np.array([s.starts_at.timestamp() for s in sessions])
+            late_arr = cross_arr & (starts[ps] > cutoff)
+        self.late: list[bool] = late_arr.tolist()
         value_arr = objective.values(need[ps], pairs.km, cross_arr, worked_arr)
         self.cross_arr, self.value_arr = cross_arr, value_arr
         self.s_of: list[int] = ps.tolist()
@@ -273,7 +283,7 @@ class _Planner:
         self.near: list[int] = objective.nearnesses(pairs.km, cross_arr).tolist()
         self.home = [p.home_sector for p in self.people]
         self.session_span = [(s.starts_at, s.ends_at) for s in sessions]
-        self.live_arr = live_arr = np.flatnonzero(~tried_arr)
+        self.live_arr = live_arr = np.flatnonzero(~tried_arr & ~late_arr)
         self.live: list[int] = live_arr.tolist()
         # Live pairs grouped by session (best first) and by clinician, as slices.
         self.by_session = _Groups(ps[live_arr], live_arr, -value_arr[live_arr], len(sessions))
@@ -644,6 +654,9 @@ class _Planner:
             # Stop at the first that isn't: the session was then simply outranked.
             held = 0
             for i in untried:
+                if self.late[i]:  # a move not yet offered this far ahead
+                    held += 1
+                    continue
                 if not self.cross[i] or (
                     session.hours <= state.budget_left(self.home[c_of[i]]) + 1e-9
                     and not self.kept_home(i)

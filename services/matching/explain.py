@@ -89,8 +89,9 @@ def unplaced(context: Context, s: int, why: Why, *, total: int, held: int) -> st
         return (
             f"{held} eligible clinician{'s' if held != 1 else ''} from other sectors"
             f" {'were' if held != 1 else 'was'} held back by the drain guard: their own"
-            " sector has open sessions they could fill at that time, or lending them"
-            " would take their sector past its cap."
+            " sector has open sessions they could fill at that time, lending them"
+            " would take their sector past its cap, or the session is further ahead than"
+            " moves across sectors are offered (their own sector comes first until then)."
         )
     return (
         "The eligible clinicians were offered other sessions at that time that ranked"
