@@ -6,11 +6,13 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import structlog
 
 from services.matching import ledger, planning, repository
 from services.matching.domain import Window
 from services.matching.plan_worker import PlanWorker
+from services.matching.policy import next_round_after
 from services.matching.ports import MatchingRepository
 from shared.db.types import Conn
 from shared.events import (
@@ -217,8 +219,11 @@ async def sweep_forever(
     core busy re-planning thousands of sessions nothing had changed for; the rare full
     sweep remains for what no stretch captures (cap room freed far away in time, or a
     request lost with a crash).
+
+    Once a day, when the clock passes ``next_round_after`` the last round (the first
+    counted from now), comes the daily planning round (``daily_round``).
     """
-    last = datetime.now(UTC)
+    last = last_round = datetime.now(UTC)
     last_full = time.monotonic()
     while True:
         await asyncio.sleep(every_s)
@@ -232,6 +237,10 @@ async def sweep_forever(
             last = now
             # Alerts follow the window as it slides; the ledger's repairs are published.
             await ledger.keep_current(runtime.pool, emitter=runtime.emitter, now=now)
+            if now >= next_round_after(last_round):
+                # Once, even if it fails: the full sweep plans the same regions anyway.
+                last_round = now
+                await daily_round(runtime.pool, emitter=runtime.emitter, now=now, worker=worker)
             if time.monotonic() - last_full < full_every_s:
                 continue
             last_full = time.monotonic()
@@ -243,3 +252,18 @@ async def sweep_forever(
                     log.info("full sweep made offers", region=region, offers=made)
         except Exception:  # a failed sweep is retried at the next tick
             log.exception("sweep failed")
+
+
+async def daily_round(
+    pool: asyncpg.Pool, *, emitter: Emitter, now: datetime, worker: PlanWorker | None = None
+) -> int:
+    """The daily planning round (``policy.ROUND_HOUR``, UK time): every region whose
+    policy holds offers back (``hold_beyond_h``) and has open sessions is planned whole,
+    so the sessions that have come within its hold since are planned together. Return
+    how many offers were made."""
+    made = 0
+    for region in await repository.regions_holding(pool, now):
+        offers = await planning.replan_detached(pool, region=region, emitter=emitter, worker=worker)
+        log.info("daily round", region=region, offers=offers)
+        made += offers
+    return made

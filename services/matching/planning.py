@@ -15,7 +15,7 @@ import structlog
 from services.matching import engine, ledger, repository, working_time
 from services.matching.domain import OpenSession, Proposal, offer_expiry, overlaps, utc
 from services.matching.explain import words
-from services.matching.policy import budget
+from services.matching.policy import Policy, budget
 from services.matching.ports import MatchingRepository
 from shared.catalogue import Sector
 from shared.db.types import Conn
@@ -54,6 +54,17 @@ def in_view(span: repository.Span) -> repository.Span:
     return _widen(span, SESSION_REACH)
 
 
+def _after(now: datetime, hours: float | None) -> datetime | None:
+    return None if hours is None else now + timedelta(hours=hours)
+
+
+def held_after(policy: Policy, now: datetime) -> datetime | None:
+    """Sessions starting after this are held back from plans made at ``now``: not
+    offered, not given a reason, until they come within the policy's ``hold_beyond_h``
+    (None: none held). The daily round plans together those that have come within."""
+    return _after(now, policy.hold_beyond_h)
+
+
 async def read_problem(
     conn: Conn,
     *,
@@ -70,11 +81,27 @@ async def read_problem(
     overlapping session, just outside the stretch, stayed open), and commitments are
     read over 7 days beyond every session read (once read over less, an offer took a
     clinician to 51 hours in 7 days). ``apply_plan`` offers only what is in view.
+
+    The region's policy says when sessions are planned (docs/matching.md, "When it
+    plans"): with ``hold_beyond_h`` set, sessions starting after ``held_after`` are
+    left out (so no plan offers them or rewrites their reason, on whichever path it
+    runs), and only what the rest reach is read; with ``cross_sector_within_h`` set,
+    sessions starting after now plus those hours get no cross-sector offer.
     """
     context = _widen(in_view(span), SESSION_REACH)
     policy = await repo.policy(conn, region)
+    horizon = held_after(policy, now)
+    if horizon is not None:
+        # Read only as far as a session starting by the horizon reaches.
+        lo, hi = context or (now, horizon + SESSION_REACH)
+        context = (max(lo, now), min(hi, horizon + SESSION_REACH))
+        if context[0] >= context[1]:
+            return engine.Problem(sessions=[], windows=[], policy=policy)
+    sessions = await repo.sessions_needing_offer(conn, region, now, context)
+    if horizon is not None:
+        sessions = [s for s in sessions if s.starts_at <= horizon]
     return engine.Problem(
-        sessions=await repo.sessions_needing_offer(conn, region, now, context),
+        sessions=sessions,
         windows=await repo.windows(conn, region, now, context),
         commitments=await repo.commitments(
             conn, region, now, _widen(context, WTR_REACH + SESSION_REACH)
@@ -83,6 +110,7 @@ async def read_problem(
         balances=await repo.balances(conn, region, now, policy.window_days),
         already_tried=await repo.tried_pairs(conn, region, context),
         worked_before=await repo.worked_before(conn, region, now),
+        cross_sector_after=_after(now, policy.cross_sector_within_h),
     )
 
 

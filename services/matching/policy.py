@@ -11,10 +11,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from shared.catalogue import Sector
 
 DEFAULT_CAP_PCT = 10.0
+
+# When offers are made, for a region whose policy holds offers back (docs/matching.md,
+# "When it plans"): the daily planning round, at ROUND_HOUR UK time, plans together every
+# open session that has come within the policy's ``hold_beyond_h`` of its start.
+ROUND_HOUR = 18
+UK = ZoneInfo("Europe/London")
 
 # The most one clinician counts towards their sector's offered hours in any week of the
 # window (a partial week pro rata): more than the 48-hour average the law allows, short
@@ -39,6 +46,14 @@ class Policy:
     # A permanent move (`clinician.transferred`) counts as this many hours moved: one
     # full-time clinician's 37.5 hours a week over the four-week window.
     transfer_hours: float = 150.0
+    # Online planning close to planning the week at once (docs/matching.md, "When it
+    # plans"). A session is offered only once it starts within ``hold_beyond_h`` hours;
+    # one posted further ahead waits, and is planned with the others at the daily round
+    # once it comes within them. Moves across sectors are offered only for sessions
+    # starting within ``cross_sector_within_h`` hours, so that a clinician is not lent out
+    # before their own sector has posted what it needs then. None: no such limit.
+    hold_beyond_h: float | None = None
+    cross_sector_within_h: float | None = None
 
     def cap_for(self, sector: Sector) -> float:
         """The sector's cap in percent."""
@@ -53,6 +68,23 @@ class SectorBalance:
     # Out minus in: filled cross-sector sessions, transfers, and live cross-sector offers
     # (counted as if accepted, so a burst of acceptances can't overshoot the cap).
     net_out_hours: float = 0.0
+
+
+# What the benchmark's online replay measured best (docs/matching.md has the figures).
+RECOMMENDED_HOLD_BEYOND_H = 72.0
+RECOMMENDED_CROSS_SECTOR_WITHIN_H = 48.0
+
+
+def next_round_after(at: datetime) -> datetime:
+    """The first daily planning round strictly after ``at`` (ROUND_HOUR, UK time)."""
+    local = at.astimezone(UK)
+    today = datetime(local.year, local.month, local.day, ROUND_HOUR, tzinfo=UK)
+    if today > local:
+        return today.astimezone(at.tzinfo)
+    tomorrow = local.date() + timedelta(days=1)
+    return datetime(tomorrow.year, tomorrow.month, tomorrow.day, ROUND_HOUR, tzinfo=UK).astimezone(
+        at.tzinfo
+    )
 
 
 def window(now: datetime, window_days: int) -> tuple[datetime, datetime]:

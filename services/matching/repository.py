@@ -337,6 +337,17 @@ async def regions_with_open_sessions(conn: asyncpg.Pool, now: datetime) -> list[
     return [r["region"] for r in rows]
 
 
+async def regions_holding(conn: asyncpg.Pool, now: datetime) -> list[str]:
+    """Regions with something left to plan whose policy holds offers back
+    (``hold_beyond_h``): those the daily planning round plans."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT s.region FROM sessions s JOIN policies p ON p.region = s.region"
+        " WHERE s.status = 'open' AND s.starts_at > $1 AND p.hold_beyond_h IS NOT NULL",
+        now,
+    )
+    return [r["region"] for r in rows]
+
+
 async def update_session(conn: Conn, region: str, data: SessionPosted | SessionAmended) -> bool:
     """Bring a session up to date; True if its time, role or skills changed."""
     row = await conn.fetchrow(
@@ -534,18 +545,27 @@ async def policy(conn: Conn, region: str) -> Policy:
     cap_pct = {Sector(r["sector"]): r["cap_pct"] for r in caps}
     if row is None:
         return Policy(cap_pct=cap_pct)
-    return Policy(cap_pct=cap_pct, home_first=row["home_first"], alert_share=row["alert_share"])
+    return Policy(
+        cap_pct=cap_pct,
+        home_first=row["home_first"],
+        alert_share=row["alert_share"],
+        hold_beyond_h=row["hold_beyond_h"],
+        cross_sector_within_h=row["cross_sector_within_h"],
+    )
 
 
 async def save_policy(conn: Conn, region: str, policy: Policy) -> None:
     """Store the region's policy whole."""
     await conn.execute(
-        "INSERT INTO policies (region, home_first, alert_share) VALUES ($1, $2, $3)"
+        "INSERT INTO policies (region, home_first, alert_share, hold_beyond_h,"
+        " cross_sector_within_h) VALUES ($1, $2, $3, $4, $5)"
         " ON CONFLICT (region) DO UPDATE SET home_first = $2, alert_share = $3,"
-        " changed_at = now()",
+        " hold_beyond_h = $4, cross_sector_within_h = $5, changed_at = now()",
         region,
         policy.home_first,
         policy.alert_share,
+        policy.hold_beyond_h,
+        policy.cross_sector_within_h,
     )
     await conn.execute("DELETE FROM sector_caps WHERE region = $1", region)
     await conn.executemany(

@@ -282,3 +282,17 @@ class PolicyChanged(_EventData):
         description="Length of the rolling window, days: net outflow and the cap's base (hours"
         " offered) are both counted over the window_days before now and the window_days after.",
     )
+    hold_beyond_h: float | None = Field(
+        default=None,
+        gt=0,
+        description="Sessions are offered only once they start within this many hours;"
+        " those further ahead wait, and are planned together at the daily planning round"
+        " (18:00 UK time) once they come within it. Null: no such hold.",
+    )
+    cross_sector_within_h: float | None = Field(
+        default=None,
+        gt=0,
+        description="Moves across sectors are offered only for sessions starting within"
+        " this many hours, so a clinician's own sector comes first until then. Null: no"
+        " such limit.",
+    )

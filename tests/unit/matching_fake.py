@@ -594,6 +594,8 @@ class FakeRepository:
             cap_pct=dict(stored.cap_pct),
             home_first=stored.home_first,
             alert_share=stored.alert_share,
+            hold_beyond_h=stored.hold_beyond_h,
+            cross_sector_within_h=stored.cross_sector_within_h,
         )
 
     async def balances(
