@@ -475,6 +475,10 @@ def matching(
     online: Annotated[
         bool, typer.Option("--online/--no-online", help="Replay the week one post at a time.")
     ] = True,
+    late_share: Annotated[
+        float,
+        typer.Option(min=0, max=1, help="Share of sessions posted within 72 hours of their start."),
+    ] = 0.2,
 ) -> None:
     """Engine vs first come first served vs the optimum, offline and online.
 
@@ -492,6 +496,7 @@ def matching(
         console=_stderr,
         optimum=sessions <= HIGHS_MAX_SESSIONS if optimum is None else optimum,
         online=online,
+        late_share=late_share,
     )
     if as_json:
         print(json.dumps(result, indent=2))

@@ -37,6 +37,9 @@ from shared.catalogue import Sector
 REACH = timedelta(hours=13)
 REFUSED = 0.2  # share of offers declined (0.15) or left to expire (0.05)
 LATE_SHARE = 0.2  # sessions posted within 72 hours of their start
+SWEEP = timedelta(seconds=300)  # the service's full sweep (FAIRSHARE_MATCHING_FULL_SWEEP_S)
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+POST, WITHIN, ROUND = 0, 1, 2  # kinds of event, in the order the service meets them
 
 
 def accepts(seed: int) -> Callable[[uuid.UUID, uuid.UUID], bool]:
@@ -63,13 +66,15 @@ class Replay:
     rounds: int = 0
 
 
-def posting_times(sessions: list[OpenSession], seed: int) -> list[tuple[datetime, OpenSession]]:
-    """When each session is posted: a fifth within 72 hours of its start (late gaps),
-    the rest 3 to 28 days ahead; in posting order."""
+def posting_times(
+    sessions: list[OpenSession], seed: int, late_share: float = LATE_SHARE
+) -> list[tuple[datetime, OpenSession]]:
+    """When each session is posted: ``late_share`` within 72 hours of its start (late
+    gaps), the rest 3 to 28 days ahead; in posting order."""
     rng = random.Random(seed + 2)
     posts = []
     for session in sessions:
-        hours = rng.uniform(2, 72) if rng.random() < LATE_SHARE else rng.uniform(72, 28 * 24)
+        hours = rng.uniform(2, 72) if rng.random() < late_share else rng.uniform(72, 28 * 24)
         posts.append((session.starts_at - timedelta(hours=hours), session))
     posts.sort(key=lambda p: (p[0], str(p[1].id)))
     return posts
@@ -80,32 +85,60 @@ def replay(
     problem: Problem,
     *,
     seed: int,
+    late_share: float = LATE_SHARE,
     progress: Callable[[int], None] | None = None,
 ) -> Replay:
     """Post the week one session at a time, as the service plans (see module doc)."""
     answer = accepts(seed)
-    posts = posting_times(list(problem.sessions), seed)
+    posts = posting_times(list(problem.sessions), seed, late_share)
     state = Replay(tried=set(problem.already_tried), balances=dict(region.balances))
     posted: list[OpenSession] = []
-    policy = problem.policy
-    hold = _hours(policy.hold_beyond_h)
+    hold = _hours(problem.policy.hold_beyond_h)
+    # What happens, in time order: a post (planned at once if it starts within the
+    # hold), a held session coming within the hold (planned at the service's next full
+    # sweep; those coming within at one sweep are planned together), a daily round.
+    events: list[tuple[datetime, int, OpenSession | None]] = []
+    for at, session in posts:
+        events.append((at, POST, session))
+        if session.starts_at - at > hold:
+            within = session.starts_at - hold
+            swept = within + (SWEEP - (within - EPOCH) % SWEEP) % SWEEP
+            events.append((swept, WITHIN, session))
     last_start = max(s.starts_at for s in problem.sessions)
-    next_round = next_round_after(posts[0][0]) if posts else last_start
-    for k, (at, session) in enumerate(posts, start=1):
-        while next_round <= at:
-            _plan(problem, state, posted, answer, next_round, None)
+    if posts and problem.policy.hold_beyond_h is not None:
+        at = next_round_after(posts[0][0])
+        while at < last_start:
+            events.append((at, ROUND, None))
+            at = next_round_after(at)
+    events.sort(key=lambda e: (e[0], e[1]))
+    done = 0
+    k = 0
+    while k < len(events):
+        at, kind, _ = events[k]
+        if kind == ROUND:
+            _plan(problem, state, posted, answer, at, None)
             state.rounds += 1
-            next_round = next_round_after(next_round)
-        posted.append(session)
-        if session.starts_at - at <= hold:
-            stretch = (session.starts_at - REACH, session.ends_at + REACH)
+            k += 1
+            continue
+        # Every event of one kind at one instant: one plan over their stretch.
+        batch = []
+        while k < len(events) and events[k][:2] == (at, kind):
+            batch.append(events[k][2])
+            k += 1
+        sessions = [b for b in batch if b is not None]
+        if kind == POST:
+            posted.extend(sessions)
+            done += len(sessions)
+            if progress is not None:
+                progress(done)
+            sessions = [b for b in sessions if b.starts_at - at <= hold]
+        sessions = [b for b in sessions if b.id not in state.booked]
+        if sessions:
+            stretch = (
+                min(b.starts_at for b in sessions) - REACH,
+                max(b.ends_at for b in sessions) + REACH,
+            )
             _plan(problem, state, posted, answer, at, stretch)
-        if progress is not None:
-            progress(k)
-    while next_round < last_start:
-        _plan(problem, state, posted, answer, next_round, None)
-        state.rounds += 1
-        next_round = next_round_after(next_round)
     return state
 
 

@@ -126,12 +126,15 @@ class _Built:
             self.cp.add_hint(var, c in employed)
 
 
-def solve(model: Model, *, time_limit_s: float, hint: list[int] | None = None) -> Solution | None:
+def solve(
+    model: Model, *, time_limit_s: float, hint: list[int] | None = None, stages: int = 4
+) -> Solution | None:
     """The lexicographically best plan found within ``time_limit_s``; None if none.
 
     A ``hint`` (a valid plan) starts the search there, so whatever the solver finds in
     its time is at least as good. Later stages get whatever time the earlier ones left;
     a stage that runs out of time holds what it found and the next ones still run.
+    ``stages`` < 4 stops early (1: fill and need only).
     """
     deadline = time.perf_counter() + time_limit_s
     built = _Built(model)
@@ -139,7 +142,7 @@ def solve(model: Model, *, time_limit_s: float, hint: list[int] | None = None) -
     proven = True
     proven_stages = 0
     bounds: list[int] = []
-    for stage in built.stages:
+    for stage in built.stages[:stages]:
         if isinstance(stage, int):  # an empty sum: nothing to choose in this tier
             bounds.append(stage)
             proven_stages += proven

@@ -38,6 +38,9 @@ log = structlog.get_logger(__name__)
 # A session lasts at most 13 hours, so every session that overlaps one touching a
 # stretch starts within 13 hours of it.
 SESSION_REACH = timedelta(hours=13)
+# The engine's improving search on a stretch planned for an event (whole-region plans
+# take the engine's default): events of a busy region arrive every fraction of a second.
+STRETCH_IMPROVE_S = 0.5
 # Working-time rules look 7 days either way (48 hours in any 7 days).
 WTR_REACH = timedelta(days=7)
 
@@ -111,6 +114,11 @@ async def read_problem(
         already_tried=await repo.tried_pairs(conn, region, context),
         worked_before=await repo.worked_before(conn, region, now),
         cross_sector_after=_after(now, policy.cross_sector_within_h),
+        # A stretch is planned on the consumers' heels: a short search. Whole-region
+        # plans (the sweeps, the daily round) take the engine's default.
+        improve_time_limit_s=(
+            STRETCH_IMPROVE_S if span is not None else engine.Problem.improve_time_limit_s
+        ),
     )
 
 
