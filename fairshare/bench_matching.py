@@ -39,6 +39,7 @@ from services.matching.domain import Commitment, OpenSession
 from services.matching.eligibility import Pairs
 from services.matching.engine import Plan, Problem, plan
 from services.matching.objective import Score
+from services.matching.planning import STRETCH_IMPROVE_S
 from services.matching.policy import (
     DEFAULT_CAP_PCT,
     RECOMMENDED_CROSS_SECTOR_WITHIN_H,
@@ -106,6 +107,7 @@ def _replans(region: Region, problem: Problem, result: Plan, count: int, seed: i
             windows=[w for w in region.windows if w.starts_at < hi and w.ends_at > lo],
             commitments=[c for c in commitments if c.starts_at < hi and c.ends_at > lo],
             balances=result.balances,
+            improve_time_limit_s=STRETCH_IMPROVE_S,
         )
         clock = time.perf_counter()
         done = plan(step)

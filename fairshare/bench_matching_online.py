@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from fairshare.bench_matching_region import Region
 from services.matching.domain import Commitment, OpenSession
 from services.matching.engine import Plan, Problem, Why, plan
+from services.matching.planning import STRETCH_IMPROVE_S
 from services.matching.policy import SectorBalance, next_round_after
 from services.matching.working_time import WEEK
 from shared.catalogue import Sector
@@ -179,6 +180,11 @@ def _plan(
             balances=state.balances,
             already_tried=frozenset(state.tried),
             cross_sector_after=now + _hours(problem.policy.cross_sector_within_h),
+            # As the service: a short search for an event's stretch, the engine's
+            # default for a whole-region plan.
+            improve_time_limit_s=(
+                STRETCH_IMPROVE_S if stretch is not None else Problem.improve_time_limit_s
+            ),
         )
         clock = time.perf_counter()
         result = plan(step)
