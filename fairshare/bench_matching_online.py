@@ -38,9 +38,7 @@ from shared.catalogue import Sector
 REACH = timedelta(hours=13)
 REFUSED = 0.2  # share of offers declined (0.15) or left to expire (0.05)
 LATE_SHARE = 0.2  # sessions posted within 72 hours of their start
-SWEEP = timedelta(seconds=300)  # the service's full sweep (FAIRSHARE_MATCHING_FULL_SWEEP_S)
-EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-POST, WITHIN, ROUND = 0, 1, 2  # kinds of event, in the order the service meets them
+POST, ROUND = 0, 1  # kinds of event, in the order the service meets them
 
 
 def accepts(seed: int) -> Callable[[uuid.UUID, uuid.UUID], bool]:
@@ -96,15 +94,11 @@ def replay(
     posted: list[OpenSession] = []
     hold = _hours(problem.policy.hold_beyond_h)
     # What happens, in time order: a post (planned at once if it starts within the
-    # hold), a held session coming within the hold (planned at the service's next full
-    # sweep; those coming within at one sweep are planned together), a daily round.
-    events: list[tuple[datetime, int, OpenSession | None]] = []
-    for at, session in posts:
-        events.append((at, POST, session))
-        if session.starts_at - at > hold:
-            within = session.starts_at - hold
-            swept = within + (SWEEP - (within - EPOCH) % SWEEP) % SWEEP
-            events.append((swept, WITHIN, session))
+    # hold), a daily round (every open session within the hold, together; the
+    # service's sweeps offer nothing the last round did not reach).
+    events: list[tuple[datetime, int, OpenSession | None]] = [
+        (at, POST, session) for at, session in posts
+    ]
     last_start = max(s.starts_at for s in problem.sessions)
     if posts and problem.policy.hold_beyond_h is not None:
         at = next_round_after(posts[0][0])

@@ -15,7 +15,7 @@ import structlog
 from services.matching import engine, ledger, repository, working_time
 from services.matching.domain import OpenSession, Proposal, offer_expiry, overlaps, utc
 from services.matching.explain import words
-from services.matching.policy import Policy, budget
+from services.matching.policy import Policy, budget, last_round_by
 from services.matching.ports import MatchingRepository
 from shared.catalogue import Sector
 from shared.db.types import Conn
@@ -61,11 +61,17 @@ def _after(now: datetime, hours: float | None) -> datetime | None:
     return None if hours is None else now + timedelta(hours=hours)
 
 
-def held_after(policy: Policy, now: datetime) -> datetime | None:
+def held_after(policy: Policy, now: datetime, *, whole_region: bool = False) -> datetime | None:
     """Sessions starting after this are held back from plans made at ``now``: not
-    offered, not given a reason, until they come within the policy's ``hold_beyond_h``
-    (None: none held). The daily round plans together those that have come within."""
-    return _after(now, policy.hold_beyond_h)
+    offered, not given a reason (None: none held). An event's stretch offers what starts
+    within the policy's ``hold_beyond_h`` of now (a session posted late is offered at
+    once); a whole-region plan only what the last daily round reached, so that sessions
+    coming within the hold are planned together at the next round, not one time slot
+    at a time by the sweeps."""
+    if policy.hold_beyond_h is None:
+        return None
+    since = last_round_by(now) if whole_region else now
+    return since + timedelta(hours=policy.hold_beyond_h)
 
 
 async def read_problem(
@@ -93,7 +99,7 @@ async def read_problem(
     """
     context = _widen(in_view(span), SESSION_REACH)
     policy = await repo.policy(conn, region)
-    horizon = held_after(policy, now)
+    horizon = held_after(policy, now, whole_region=span is None)
     if horizon is not None:
         # Read only as far as a session starting by the horizon reaches.
         lo, hi = context or (now, horizon + SESSION_REACH)

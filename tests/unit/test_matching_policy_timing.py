@@ -24,10 +24,11 @@ from fairshare.policy_cli import parse_limit
 from services.matching import SCHEMA, handlers, ledger, planning, repository
 from services.matching.domain import Window
 from services.matching.policy import (
-    RECOMMENDED_CROSS_SECTOR_WITHIN_H,
     RECOMMENDED_HOLD_BEYOND_H,
     UK,
     Policy,
+    last_round_by,
+    next_round_after,
 )
 from shared.catalogue import Profession, Role, Sector
 from shared.events import SessionPosted
@@ -115,7 +116,7 @@ async def test_moves_across_sectors_wait_until_the_session_is_within_the_limit()
     """With cross-sector moves offered only within 48 hours, a community pharmacist (the
     only candidate) is offered the general-practice session 1 day ahead but not the one
     3 days ahead (left open, held by the drain guard), until 2 days later."""
-    region = _pharmacy_region(Policy(cross_sector_within_h=RECOMMENDED_CROSS_SECTOR_WITHIN_H))
+    region = _pharmacy_region(Policy(cross_sector_within_h=48.0))
     await region.setup()
     near = await region.post(timedelta(days=1), role=Role.CLINICAL_PHARMACIST)
     far = await region.post(timedelta(days=3), role=Role.CLINICAL_PHARMACIST)
@@ -211,3 +212,31 @@ async def test_the_sweep_runs_the_daily_round_once_the_clock_passes_18_uk() -> N
     ):
         await handlers.sweep_forever(runtime, every_s=900, full_every_s=10**9)
     assert rounds == [datetime(2027, 6, 14, 18, 0, tzinfo=UK).astimezone(UTC)]
+
+
+async def test_sessions_coming_within_the_hold_wait_for_the_daily_round() -> None:
+    """With a 72-hour hold, the whole-region sweeps offer only what the last daily round
+    reached: a session starting 80 hours after the last round is not offered by a sweep
+    10 hours after that round (though it then starts within 72 hours), only by the next
+    round, with the others that came within the hold that day; an event's own stretch
+    (a late post) still offers it at once."""
+    round_at = last_round_by(T0)
+    region = _gp_region(Policy(hold_beyond_h=RECOMMENDED_HOLD_BEYOND_H))
+    await region.setup()
+    session = await region.post(round_at + timedelta(hours=80) - T0)
+    sweep = round_at + timedelta(hours=10)
+    assert session.starts_at - sweep <= timedelta(hours=72)
+    assert await region.plan(sweep) == 0
+    assert await region.plan(next_round_after(round_at)) == 1
+    assert region.offered() == {session.session_id}
+
+
+async def test_a_late_post_is_offered_by_its_own_stretch_before_the_round() -> None:
+    """The same session, posted after the round: the stretch plan its post asks for
+    offers it at once."""
+    round_at = last_round_by(T0)
+    region = _gp_region(Policy(hold_beyond_h=RECOMMENDED_HOLD_BEYOND_H))
+    await region.setup()
+    session = await region.post(round_at + timedelta(hours=80) - T0)
+    sweep = round_at + timedelta(hours=10)
+    assert await region.plan(sweep, span=(session.starts_at, session.ends_at)) == 1
