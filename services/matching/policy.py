@@ -75,7 +75,7 @@ class SectorBalance:
 
 # What the benchmark's online replay measured best (docs/matching.md has the figures).
 RECOMMENDED_HOLD_BEYOND_H = 72.0
-RECOMMENDED_CROSS_SECTOR_WITHIN_H = 72.0
+RECOMMENDED_CROSS_SECTOR_WITHIN_H = 24.0
 
 
 def last_round_by(at: datetime) -> datetime:
