@@ -1,16 +1,23 @@
 """The online replay of `fairshare bench matching`: the week posted one session at a time.
 
 As the service plans it (docs/matching.md, "When it plans"):
-- sessions are posted in a random order; each post plans the new session with the
-  sessions still open near it in time (13 hours either side, the reach of the rest
-  and overlap rules), the windows there, and every booking and live offer as a
+- sessions are posted at times drawn per session (``posting_times``: 2 hours to 28 days
+  before the start, ``late_share`` of them within 72 hours); a post plans the new
+  session with the sessions still open near it in time (13 hours either side, the
+  reach of the rest and overlap rules), the windows there, and every booking as a
   commitment, against the sectors' balances as they stand;
+- with the policy's ``hold_beyond_h`` set, only sessions starting within the hold are
+  offered, and the daily round (18:00 UK time) plans together every open session that
+  has come within it; ``cross_sector_within_h`` limits moves across sectors likewise;
 - an offer is answered at once: accepted, or declined or left to expire (a fixed share
   of pairs, drawn per pair from the seed, so every method meets the same refusals); a
   refusal marks the pair tried and plans that stretch again, as `offer.declined` does;
-- every ``sweep_every`` posts, and once at the end, the sweep plans every open session
-  of the region together;
 - accepted offers are bookings: never taken back.
+
+Not replayed: the service's periodic sweeps. With the default policy they re-plan
+open sessions every few minutes; here a session left open is planned again only when
+a post near it, or a refusal, plans its stretch, so the default policy's figures may
+understate the service a little.
 
 ``accepts`` is what each clinician would answer; the baselines and the bound of the
 online figures are over the pairs that would be accepted, the only pairs any method
