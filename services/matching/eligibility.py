@@ -9,6 +9,7 @@ becomes "some free window covers it".
 
 from __future__ import annotations
 
+import bisect
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -47,41 +48,48 @@ def _mask(skills: frozenset[Skill]) -> int:
     return bits
 
 
-def _epoch(w: Window | OpenSession | Commitment) -> tuple[int, int]:
+def _epoch(w: OpenSession | Commitment) -> tuple[int, int]:
     return int(w.starts_at.timestamp()), int(w.ends_at.timestamp())
 
 
 def free_spans(
-    windows: Sequence[Window], commitments: Sequence[Commitment]
+    spans: Sequence[tuple[int, int, int]],
+    commitments: Sequence[Commitment],
+    clinician_index: dict[uuid.UUID, int],
 ) -> list[tuple[int, int, int]]:
-    """(window index, start, end) in epoch seconds: the windows with every commitment of
-    their clinician cut out. Integers, not new Window objects: a region re-planned for
-    one new session still walks thousands of windows, and copying them dominated."""
-    busy: dict[uuid.UUID, list[tuple[int, int]]] = defaultdict(list)
+    """(window index, start, end) in epoch seconds: the windows (given as clinician's
+    index, start, end) with every commitment of their clinician cut out. Integers, not
+    new Window objects: a region re-planned for one new session still walks thousands
+    of windows, and copying them dominated. Only the commitments of clinicians with a
+    window are converted: a stretch reads a week of them for working time."""
+    busy: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for c in commitments:
-        busy[c.clinician_id].append(_epoch(c))
-    for spans in busy.values():
-        spans.sort()
+        clinician = clinician_index.get(c.clinician_id)
+        if clinician is not None:
+            busy[clinician].append(_epoch(c))
+    for held_spans in busy.values():
+        held_spans.sort()
     pieces: list[tuple[int, int, int]] = []
-    for index, w in enumerate(windows):
-        start, end = _epoch(w)
-        held = busy.get(w.clinician_id)
+    for index, (clinician, start, end) in enumerate(spans):
+        held = busy.get(clinician)
         if not held:
             pieces.append((index, start, end))
             continue
-        parts = [(start, end)]
+        # One sweep: ``held`` is sorted by start, so the free time is what lies between
+        # the commitments that overlap the window.
+        cursor = start
         for b_start, b_end in held:
-            cut: list[tuple[int, int]] = []
-            for p_start, p_end in parts:
-                if b_end <= p_start or b_start >= p_end:
-                    cut.append((p_start, p_end))
-                    continue
-                if b_start > p_start:
-                    cut.append((p_start, b_start))
-                if b_end < p_end:
-                    cut.append((b_end, p_end))
-            parts = cut
-        pieces.extend((index, a, b) for a, b in parts)
+            if b_start >= end:
+                break
+            if b_end <= cursor:
+                continue
+            if b_start > cursor:
+                pieces.append((index, cursor, b_start))
+            cursor = b_end
+            if cursor >= end:
+                break
+        if cursor < end:
+            pieces.append((index, cursor, end))
     return pieces
 
 
@@ -95,19 +103,77 @@ def _haversine(
     return result
 
 
+@dataclass(frozen=True, slots=True)
+class _Pieces:
+    """The windows' free pieces as arrays, one row per piece, with its window's fields."""
+
+    span: IntArray  # (start, end) in epoch seconds
+    profession: IntArray
+    skill: IntArray
+    clinician: IntArray
+    geo: FloatArray  # latitude, longitude, travel km
+    clinician_index: dict[uuid.UUID, int]
+    first_window: list[Window]
+
+    def on_day(self, day: int, cache: dict[int, IntArray]) -> IntArray:
+        """The pieces touching ``day``: one that covers a session holds its start."""
+        if day not in cache:
+            first, last = self.span[:, 0] // DAY_S, (self.span[:, 1] - 1) // DAY_S
+            cache[day] = np.flatnonzero((first <= day) & (last >= day))
+        return cache[day]
+
+
+def _pieces(
+    sessions: Sequence[OpenSession], windows: Sequence[Window], commitments: Sequence[Commitment]
+) -> _Pieces:
+    """One pass over the windows for everything the matrices need: a stretch re-planned
+    for one new session walks thousands of them, and a pass per field cost more than
+    the matrices themselves. A window in which no session starts can cover none, and is
+    passed over first (a stretch of 20 sessions reads 7,000 windows around them)."""
+    starts = sorted(s.starts_at for s in sessions)
+    clinician_index: dict[uuid.UUID, int] = {}
+    first_window: list[Window] = []
+    masks: dict[frozenset[Skill], int] = {}
+    profession_index = {p: i for i, p in enumerate(_PROFESSIONS)}
+    spans: list[tuple[int, int, int]] = []
+    per_window: list[tuple[int, int, int]] = []  # profession, skills, clinician
+    geo: list[tuple[float, float, float]] = []
+    for w in windows:
+        k = bisect.bisect_left(starts, w.starts_at)
+        if k == len(starts) or starts[k] >= w.ends_at:
+            continue
+        clinician = clinician_index.get(w.clinician_id)
+        if clinician is None:
+            clinician = clinician_index[w.clinician_id] = len(first_window)
+            first_window.append(w)
+        mask = masks.get(w.skills)
+        if mask is None:
+            mask = masks[w.skills] = _mask(w.skills)
+        spans.append((clinician, int(w.starts_at.timestamp()), int(w.ends_at.timestamp())))
+        per_window.append((profession_index[w.profession], mask, clinician))
+        geo.append((w.latitude, w.longitude, w.travel_km))
+    free = np.array(free_spans(spans, commitments, clinician_index), dtype=np.int64)
+    of = free.reshape(-1, 3)[:, 0]
+    fields = np.array(per_window, dtype=np.int64).reshape(-1, 3)[of]
+    return _Pieces(
+        span=free.reshape(-1, 3)[:, 1:],
+        profession=fields[:, 0],
+        skill=fields[:, 1],
+        clinician=fields[:, 2],
+        geo=np.array(geo, dtype=np.float64).reshape(-1, 3)[of],
+        clinician_index=clinician_index,
+        first_window=first_window,
+    )
+
+
 def find_pairs(
     sessions: Sequence[OpenSession],
     windows: Sequence[Window],
     commitments: Sequence[Commitment],
 ) -> Pairs:
     """Every (session, clinician) pair that ``domain.eligible`` allows."""
-    clinician_index: dict[uuid.UUID, int] = {}
-    first_window: list[Window] = []
-    for w in windows:
-        if w.clinician_id not in clinician_index:
-            clinician_index[w.clinician_id] = len(first_window)
-            first_window.append(w)
-    free = free_spans(windows, commitments)
+    pieces = _pieces(sessions, windows, commitments)
+    clinician_index, first_window = pieces.clinician_index, pieces.first_window
     empty = Pairs(
         np.zeros(0, np.int64),
         np.zeros(0, np.int64),
@@ -115,23 +181,16 @@ def find_pairs(
         list(clinician_index),
         first_window,
     )
-    if not sessions or not free:
+    if not sessions or not len(pieces.span):
         return empty
-
-    # Per window once, then per free piece by its window's index.
-    of = np.array([i for i, _, _ in free], dtype=np.int64)
-    w_span = np.array([(a, b) for _, a, b in free], dtype=np.int64).reshape(-1, 2)
-    profession_index = {p: i for i, p in enumerate(_PROFESSIONS)}
-    w_prof = np.array([profession_index[w.profession] for w in windows], dtype=np.int64)[of]
-    w_skill = np.array([_mask(w.skills) for w in windows], dtype=np.int64)[of]
-    w_geo = np.array(
-        [(w.latitude, w.longitude, w.travel_km) for w in windows], dtype=np.float64
-    ).reshape(-1, 3)[of]
-    w_clin = np.array([clinician_index[w.clinician_id] for w in windows], dtype=np.int64)[of]
-    by_day: dict[int, list[int]] = defaultdict(list)
-    for i, (start, end) in enumerate(w_span.tolist()):
-        for day in range(start // DAY_S, (end - 1) // DAY_S + 1):
-            by_day[day].append(i)
+    w_span, w_prof, w_skill, w_clin, w_geo = (
+        pieces.span,
+        pieces.profession,
+        pieces.skill,
+        pieces.clinician,
+        pieces.geo,
+    )
+    by_day: dict[int, IntArray] = {}
 
     groups: dict[tuple[object, int], list[int]] = defaultdict(list)
     s_span = np.array([_epoch(s) for s in sessions], dtype=np.int64).reshape(-1, 2)
@@ -144,11 +203,10 @@ def find_pairs(
     found_w: list[IntArray] = []
     found_km: list[FloatArray] = []
     for (role, day), members in groups.items():
-        day_windows = by_day.get(day)
-        if not day_windows:
+        w_idx = pieces.on_day(day, by_day)
+        if w_idx.size == 0:
             continue
         allowed = [_PROFESSIONS.index(p) for p in ROLE_FILLERS[role]]  # type: ignore[index]
-        w_idx = np.array(day_windows, dtype=np.int64)
         w_idx = w_idx[np.isin(w_prof[w_idx], allowed)]
         if w_idx.size == 0:
             continue

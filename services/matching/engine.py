@@ -316,8 +316,9 @@ class _Planner:
             {
                 (s_i, self.clinician_index[c])
                 for c, org in self.problem.worked_before
-                if c in self.clinician_index
-                for s_i in by_org.get(org, ())
+                # The organisation first: a stretch has a few, the region's history many.
+                if org in by_org and c in self.clinician_index
+                for s_i in by_org[org]
             },
         )
 

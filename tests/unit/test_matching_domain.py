@@ -280,3 +280,33 @@ def test_work_is_spread_between_equally_placed_clinicians() -> None:
     result = _plan([morning, afternoon], [first, second])
     assert set(_offers(result).values()) == {first.clinician_id, second.clinician_id}
     assert result.objective.spread == 2
+
+
+def test_continuity_comes_before_spreading_work() -> None:
+    """One clinician has worked at the practice before, another has not, and both are
+    free all day for its two sessions: continuity is the higher tier, so the first
+    takes both rather than each taking one. (Small models solve the three lower tiers
+    as one weighted stage; with their weights swapped this plan spreads the work.)"""
+    here = {"latitude": 53.47, "longitude": -2.25}
+    known, new = _window(**here), _window(**here)
+    morning, afternoon = _session(start_h=0, hours=4), _session(start_h=5, hours=4)
+    result = _plan(
+        [morning, afternoon],
+        [known, new],
+        worked_before=frozenset({(known.clinician_id, "A81001")}),
+    )
+    assert set(_offers(result).values()) == {known.clinician_id}
+    assert (result.objective.continuity, result.objective.spread) == (2, 1)
+
+
+def test_the_lower_tiers_bounds_are_what_was_proven() -> None:
+    """Solved to proof, each tier's bound is the plan's own value: the one weighted
+    bound of the lower tiers is taken apart tier by tier, not passed on whole."""
+    here = {"latitude": 53.47, "longitude": -2.25}
+    known, new = _window(**here), _window(**here)
+    sessions = [_session(start_h=0, hours=4), _session(start_h=5, hours=4, imd_decile=2)]
+    result = _plan(sessions, [known, new], worked_before=frozenset({(new.clinician_id, "A81001")}))
+    assert result.solved is not None
+    assert result.solved.proven
+    assert result.solved.proven_stages == 4
+    assert result.solved.bound == result.objective
