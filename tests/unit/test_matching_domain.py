@@ -51,8 +51,6 @@ def _window(start_h: float = -1, hours: float = 12, **kw: object) -> Window:
 
 def _plan(sessions: list[OpenSession], windows: list[Window], **kw: Any) -> Plan:
     problem = Problem(sessions=sessions, windows=windows, policy=OPEN_CAPS)
-    if kw.get("exact_max_pairs") == 0:
-        kw["polish_max_pairs"] = 0  # the heuristic alone
     return plan(replace(problem, **kw))
 
 
@@ -60,88 +58,89 @@ def _offers(result: Plan) -> dict[uuid.UUID, uuid.UUID]:
     return {p.session.id: p.clinician_id for p in result.proposals}
 
 
-@pytest.fixture(params=[2_000, 0], ids=["exact", "flow"])
-def path(request: pytest.FixtureRequest) -> int:
-    """Each example runs on both paths: exact (CP-SAT) and flow with repair."""
-    limit: int = request.param
-    return limit
+PATHS: dict[str, dict[str, Any]] = {
+    "exact": {"exact_max_pairs": 2_000},
+    "lp": {"exact_max_pairs": 0, "polish_max_pairs": 0},
+    "flow": {"exact_max_pairs": 0, "polish_max_pairs": 0, "relax": False},
+}
 
 
-def test_an_eligible_clinician_is_offered_with_reasons(path: int) -> None:
+@pytest.fixture(params=list(PATHS))
+def path(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Each example runs on every path: exact (CP-SAT), the LP rounded, and the flow,
+    each of the last two with the repairing stages after it."""
+    return PATHS[request.param]
+
+
+def test_an_eligible_clinician_is_offered_with_reasons(path: dict[str, Any]) -> None:
     session, window = _session(), _window()
-    [proposal] = _plan([session], [window], exact_max_pairs=path).proposals
+    [proposal] = _plan([session], [window], **path).proposals
     assert proposal.clinician_id == window.clinician_id
     assert any("free for the whole session" in r for r in proposal.reasons)
     assert any("0 other clinicians" in r for r in proposal.reasons)
 
 
-def test_wrong_profession_partial_cover_far_or_busy_is_not_offered(path: int) -> None:
+def test_wrong_profession_partial_cover_far_or_busy_is_not_offered(path: dict[str, Any]) -> None:
     session = _session()
     nurse = _window(profession=Profession.PRACTICE_NURSE)
     partial = _window(start_h=1)
     far = _window(latitude=54.5)
     busy = _window()
     held = Commitment(busy.clinician_id, T0 + timedelta(hours=3), T0 + timedelta(hours=5))
-    result = _plan([session], [nurse, partial, far, busy], commitments=[held], exact_max_pairs=path)
+    result = _plan([session], [nurse, partial, far, busy], commitments=[held], **path)
     assert result.proposals == []
     assert result.unplaced[session.id].why is Why.NO_ELIGIBLE
 
 
-def test_skills_are_required(path: int) -> None:
+def test_skills_are_required(path: dict[str, Any]) -> None:
     session = _session(skills=frozenset({Skill.INDEPENDENT_PRESCRIBER}))
     plain = _window()
     prescriber = _window(skills=frozenset({Skill.INDEPENDENT_PRESCRIBER}))
-    [proposal] = _plan([session], [plain, prescriber], exact_max_pairs=path).proposals
+    [proposal] = _plan([session], [plain, prescriber], **path).proposals
     assert proposal.clinician_id == prescriber.clinician_id
 
 
-def test_tried_pairs_are_never_offered_again(path: int) -> None:
+def test_tried_pairs_are_never_offered_again(path: dict[str, Any]) -> None:
     session, first, second = _session(), _window(), _window()
     tried = frozenset({(session.id, first.clinician_id)})
-    result = _plan([session], [first, second], already_tried=tried, exact_max_pairs=path)
+    result = _plan([session], [first, second], already_tried=tried, **path)
     assert _offers(result) == {session.id: second.clinician_id}
     everyone = tried | {(session.id, second.clinician_id)}
-    result = _plan([session], [first, second], already_tried=everyone, exact_max_pairs=path)
+    result = _plan([session], [first, second], already_tried=everyone, **path)
     assert result.unplaced[session.id].why is Why.DECLINED_BY_ALL
 
 
-def test_urgent_then_deprived_win_a_contested_clinician(path: int) -> None:
+def test_urgent_then_deprived_win_a_contested_clinician(path: dict[str, Any]) -> None:
     """One clinician, three overlapping sessions: urgent beats deprived beats neither."""
     who = _window()
     plain = _session()
     deprived = _session(imd_decile=1)
     urgent = _session(urgency=Urgency.URGENT, imd_decile=9)
-    assert _offers(_plan([plain, deprived, urgent], [who], exact_max_pairs=path)) == {
-        urgent.id: who.clinician_id
-    }
-    assert _offers(_plan([plain, deprived], [who], exact_max_pairs=path)) == {
-        deprived.id: who.clinician_id
-    }
+    assert _offers(_plan([plain, deprived, urgent], [who], **path)) == {urgent.id: who.clinician_id}
+    assert _offers(_plan([plain, deprived], [who], **path)) == {deprived.id: who.clinician_id}
 
 
-def test_continuity_then_distance_choose_between_clinicians(path: int) -> None:
+def test_continuity_then_distance_choose_between_clinicians(path: dict[str, Any]) -> None:
     session = _session()
     near, known = _window(latitude=53.48), _window(latitude=53.40)
-    assert _offers(_plan([session], [near, known], exact_max_pairs=path)) == {
-        session.id: near.clinician_id
-    }
+    assert _offers(_plan([session], [near, known], **path)) == {session.id: near.clinician_id}
     history = frozenset({(known.clinician_id, session.organisation)})
-    result = _plan([session], [near, known], worked_before=history, exact_max_pairs=path)
+    result = _plan([session], [near, known], worked_before=history, **path)
     assert _offers(result) == {session.id: known.clinician_id}
     assert any("worked at A81001 before" in r for r in result.proposals[0].reasons)
 
 
-def test_more_sessions_filled_beats_a_better_single_match(path: int) -> None:
+def test_more_sessions_filled_beats_a_better_single_match(path: dict[str, Any]) -> None:
     """A flexible clinician gives way so that both sessions are filled."""
     gp_only = _session(role=Role.GP)
     either = _session(start_h=0.5, urgency=Urgency.URGENT)
     gp = _window(profession=Profession.GP)
     pharmacist = _window(latitude=53.40)  # further, but the only other choice
-    result = _plan([gp_only, either], [gp, pharmacist], exact_max_pairs=path)
+    result = _plan([gp_only, either], [gp, pharmacist], **path)
     assert _offers(result) == {gp_only.id: gp.clinician_id, either.id: pharmacist.clinician_id}
 
 
-def test_the_cap_holds_a_sector_back_and_says_so(path: int) -> None:
+def test_the_cap_holds_a_sector_back_and_says_so(path: dict[str, Any]) -> None:
     """A community pharmacist may not fill a GP session when community pharmacy's net
     outflow would pass its cap; with room under the cap, they may."""
     session = _session()
@@ -151,8 +150,7 @@ def test_the_cap_holds_a_sector_back_and_says_so(path: int) -> None:
         sessions=[session],
         windows=[pharmacist],
         balances=tight,
-        exact_max_pairs=path,
-        polish_max_pairs=path,
+        **path,
     )
     result = plan(problem)  # 10% of 100 hours is 10; 8 are out; 4 more would be 12
     assert result.proposals == []
@@ -164,47 +162,47 @@ def test_the_cap_holds_a_sector_back_and_says_so(path: int) -> None:
     assert plan(replace(problem, balances=roomy)).balances[CP].net_out_hours == 9
 
 
-def test_home_first_keeps_a_clinician_for_their_own_sector(path: int) -> None:
+def test_home_first_keeps_a_clinician_for_their_own_sector(path: dict[str, Any]) -> None:
     """An urgent PCN session is worth more, but the community pharmacist's own
     pharmacy session at the same time is open: home first offers them that one."""
     pcn = _session(urgency=Urgency.URGENT, imd_decile=1)
     pharmacy = _session(sector=CP, role=Role.COMMUNITY_PHARMACIST, organisation="FVR79")
     pharmacist = _window(home_sector=CP)
-    result = _plan([pcn, pharmacy], [pharmacist], exact_max_pairs=path)
+    result = _plan([pcn, pharmacy], [pharmacist], **path)
     assert _offers(result) == {pharmacy.id: pharmacist.clinician_id}
     # The PCN session lost its one candidate to home first: the drain guard held it,
     # not "clinicians taken" (as if outranked by a better session).
     assert result.unplaced[pcn.id].why is Why.DRAIN_GUARD
     off = replace(OPEN_CAPS, home_first=False)
-    assert _offers(_plan([pcn, pharmacy], [pharmacist], policy=off, exact_max_pairs=path)) == {
+    assert _offers(_plan([pcn, pharmacy], [pharmacist], policy=off, **path)) == {
         pcn.id: pharmacist.clinician_id
     }
 
 
-def test_eleven_hours_rest_between_working_days(path: int) -> None:
+def test_eleven_hours_rest_between_working_days(path: dict[str, Any]) -> None:
     """An evening to 22:00 and the next morning from 07:00: only one, unless self-employed
     (then both, with a warning on the one that breaks the rest)."""
     evening = _session(start_h=9, hours=4)  # 18:00 to 22:00, London = UTC in December
     morning = _session(start_h=22, hours=4)  # 07:00 next day
     employed = _window(hours=40)
-    assert len(_plan([evening, morning], [employed], exact_max_pairs=path).proposals) == 1
+    assert len(_plan([evening, morning], [employed], **path).proposals) == 1
     locum = replace(employed, self_employed=True)
-    both = _plan([evening, morning], [locum], exact_max_pairs=path).proposals
+    both = _plan([evening, morning], [locum], **path).proposals
     assert len(both) == 2
     assert all(any("11 hours" in w for w in p.warnings) for p in both)
 
 
-def test_forty_eight_hours_in_seven_days_unless_opted_out(path: int) -> None:
+def test_forty_eight_hours_in_seven_days_unless_opted_out(path: dict[str, Any]) -> None:
     """Five 12-hour days in one week: four unless opted out."""
     days = [_session(start_h=24 * d, hours=12) for d in range(5)]
     employed = _window(hours=24 * 6)
-    assert len(_plan(days, [employed], exact_max_pairs=path).proposals) == 4
+    assert len(_plan(days, [employed], **path).proposals) == 4
     opted_out = replace(employed, wtr_opt_out=True)
-    assert len(_plan(days, [opted_out], exact_max_pairs=path).proposals) == 5
+    assert len(_plan(days, [opted_out], **path).proposals) == 5
 
 
 def test_hours_past_the_limit_in_another_week_bar_nothing_new(
-    path: int, monkeypatch: pytest.MonkeyPatch
+    path: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A clinician booked for 60 hours in the week before (booked before the rule, or
     by hand) may still take a session 8 days on, and the exact model stays solvable:
@@ -226,12 +224,11 @@ def test_hours_past_the_limit_in_another_week_bar_nothing_new(
     result = plan(
         replace(
             Problem(sessions=[later], windows=[window], policy=OPEN_CAPS, commitments=history),
-            exact_max_pairs=path,
-            polish_max_pairs=path,
+            **path,
         )
     )
     assert _offers(result) == {later.id: window.clinician_id}
-    if path:  # the exact model proved its plan optimal, rather than falling back
+    if path["exact_max_pairs"]:  # the exact model proved its plan optimal, not falling back
         assert solved
         assert solved[0] is not None
         assert solved[0].proven
@@ -241,8 +238,7 @@ def test_hours_past_the_limit_in_another_week_bar_nothing_new(
     result = plan(
         replace(
             Problem(sessions=[inside], windows=[near], policy=OPEN_CAPS, commitments=history),
-            exact_max_pairs=path,
-            polish_max_pairs=path,
+            **path,
         )
     )
     assert not result.proposals

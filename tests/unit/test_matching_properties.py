@@ -136,17 +136,22 @@ def a_region(
 
 
 def _heuristic(problem: Problem) -> Problem:
-    """The same problem, solved by the large-problem path alone (flow, repair, fill,
-    swaps; no exact solve and no CP-SAT polish)."""
+    """The same problem, solved by the large-problem path alone (each day's LP rounded,
+    repair, fill, swaps; no exact solve and no CP-SAT polish)."""
     return replace(problem, exact_max_pairs=0, polish_max_pairs=0)
+
+
+def _flow(problem: Problem) -> Problem:
+    """The large-problem path with the flow in place of the LP (its fallback)."""
+    return replace(_heuristic(problem), relax=False)
 
 
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(a_region(most_sessions=8, most_clinicians=5))
 def test_both_paths_keep_every_rule(problem: Problem) -> None:
     """Eligibility, one clinician per session, no overlaps, working time (warnings for
-    the self-employed instead), home first and the caps: none broken, by either path."""
-    for variant in (problem, _heuristic(problem)):
+    the self-employed instead), home first and the caps: none broken, by any path."""
+    for variant in (problem, _heuristic(problem), _flow(problem)):
         result = plan(variant)
         assert violations(variant, as_pairs(result.proposals)) == []
         assert result.objective == worth(variant, as_pairs(result.proposals))
@@ -165,6 +170,7 @@ def test_small_regions_are_solved_to_the_brute_force_optimum(problem: Problem) -
     best = brute_force(problem)
     assert plan(problem).objective == best
     assert plan(_heuristic(problem)).objective <= best
+    assert plan(_flow(problem)).objective <= best
 
 
 @settings(max_examples=100, deadline=None, derandomize=True)
@@ -197,7 +203,7 @@ def test_home_first_holds_when_sessions_crowd_one_day(problem: Problem) -> None:
     """Sessions of every sector on one day, so clinicians are often eligible for an open
     session of their own sector and another's at once: home first is never broken."""
     home_first = replace(problem, policy=replace(problem.policy, home_first=True))
-    for variant in (home_first, _heuristic(home_first)):
+    for variant in (home_first, _heuristic(home_first), _flow(home_first)):
         assert violations(variant, as_pairs(plan(variant).proposals)) == []
 
 
