@@ -1,9 +1,10 @@
-"""The exact stage of the planner: CP-SAT (OR-Tools), tier by tier. No I/O.
+"""The exact stage of the planner: CP-SAT (OR-Tools), in two stages. No I/O.
 
 The objective is lexicographic (``objective.Score``): the solver maximises sessions
-filled, then, holding that, need; then continuity, spread and nearness, each stage
-started from the last one's plan. A plan proven optimal at every stage is the
-lexicographic optimum.
+filled and need (one stage, weighted so that one more fill outweighs any need), then,
+holding those, continuity, spread and nearness (one stage, weighted likewise), started
+from the first stage's plan. A plan proven optimal at both stages is the lexicographic
+optimum.
 
 How it is set up, measured on the benchmark's generator (600 sessions, 3,467 pairs,
 the size of one 500-session batch; docs/matching.md has the figures):
@@ -70,7 +71,8 @@ class Solution:
     chosen: list[int]
     proven: bool
     bound: Score
-    # How many stages, from the first, were proven: 1 means fill and need are optimal.
+    # How many of the four tiers' stages, from the first, were proven: 1 means fill and
+    # need are optimal, 4 every tier (the lower three are proven together).
     proven_stages: int = 0
 
 
@@ -111,27 +113,21 @@ class _Built:
         # measured, one stage proved in 1.2 s what two proved in 2.7 s.
         self.fill_weight = objective.MOST_NEED * len(by_session) + 1
         fill = sum((self.fill_weight + model.need[i]) * x[i] for i in ps)
-        self.tiers = [
-            sum(x[i] for i in ps if model.worked[i]),
-            sum(self.works.values()),
-            sum(model.near[i] * x[i] for i in ps if model.near[i]),
-        ]
-        # Small models: the three lower tiers in one stage, weighted so that it is still
-        # lexicographic (nearness sums to at most NEAR_MAX a session, spread and
-        # continuity to at most one): each solve of a stretch costs milliseconds of
-        # presolve whatever its size, and two solves took 40% less time than four.
-        # (Large ones keep a stage each: one weighted stage proved less within 2 s.)
-        self.weights: tuple[int, int] | None = None
-        if len(ps) <= SMALL_PAIRS:
-            spread_weight = objective.NEAR_MAX * len(by_session) + 1
-            self.weights = ((len(by_session) + 1) * spread_weight, spread_weight)
-            continuity, spread, near = self.tiers
-            combined = self.weights[0] * continuity + self.weights[1] * spread + near
-            self.stages: list[cp_model.LinearExprT] = [fill, combined]
-            self.tiers_of_stage = [1, 3]
-        else:
-            self.stages = [fill, *self.tiers]
-            self.tiers_of_stage = [1, 1, 1, 1]
+        continuity = sum(x[i] for i in ps if model.worked[i])
+        spread = sum(self.works.values())
+        near = sum(model.near[i] * x[i] for i in ps if model.near[i])
+        # The three lower tiers in one stage, weighted so that it is still lexicographic
+        # (nearness sums to at most NEAR_MAX a session, spread and continuity to at most
+        # one). Measured against a stage each: on 139 stretches of the benchmark's week
+        # 40% less time (each solve costs milliseconds of presolve whatever its size);
+        # on 10 batches of 500 sessions of each family, every tier proven within 2 s in
+        # 8 of the default's (was 3) and 5 of the tight's (was 5).
+        spread_weight = objective.NEAR_MAX * len(by_session) + 1
+        self.weights = ((len(by_session) + 1) * spread_weight, spread_weight)
+        lower = self.weights[0] * continuity + self.weights[1] * spread + near
+        self.stages: list[cp_model.LinearExprT] = [fill, lower]
+        # How many of the objective's tiers each stage settles.
+        self.tiers_of_stage = [1, 3]
 
     def hint(self, chosen: list[int]) -> None:
         """Start the next search from ``chosen`` (a valid plan), with whom it employs."""
@@ -145,14 +141,14 @@ class _Built:
 
 
 def solve(
-    model: Model, *, time_limit_s: float, hint: list[int] | None = None, stages: int = 4
+    model: Model, *, time_limit_s: float, hint: list[int] | None = None, stages: int = 2
 ) -> Solution | None:
     """The lexicographically best plan found within ``time_limit_s``; None if none.
 
     A ``hint`` (a valid plan) starts the search there, so whatever the solver finds in
     its time is at least as good. Later stages get whatever time the earlier ones left;
     a stage that runs out of time holds what it found and the next ones still run.
-    ``stages`` < 4 stops early (1: fill and need only).
+    ``stages=1`` stops after filling and need.
     """
     deadline = time.perf_counter() + time_limit_s
     built = _Built(model)
@@ -206,7 +202,7 @@ def _bound(built: _Built, chosen: list[int], bounds: list[int]) -> Score:
     ]
     first = bounds[0] if bounds else 0
     filled = first // built.fill_weight
-    if built.weights is not None and len(bounds) == 2:
+    if len(bounds) == 2:
         # One bound for the three lower tiers: each tier's, the tiers above at what was
         # found (the lower tiers are never negative, so each is a valid bound).
         (continuity, spread, _), (w_continuity, w_spread) = found, built.weights
