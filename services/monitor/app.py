@@ -13,13 +13,13 @@ from shared.http.server import serve
 from shared.logging import configure_logging
 
 
-def create_app(settings: MonitorSettings) -> FastAPI:
+def create_app(settings: MonitorSettings, *, schema: str = SCHEMA) -> FastAPI:
     """The monitor app: counts sessions posted, offered and filled, charts the moves between
-    sectors, and shows both live."""
+    sectors, and shows both live. ``schema`` holds its figures (a test may use its own)."""
     return service_app(
         settings,
         service=SERVICE,
-        schema=SCHEMA,
+        schema=schema,
         migrations_dir=Path(__file__).with_name("migrations"),
         title="Fairshare monitor",
         description="The ICB's live dashboard of sessions, and of moves between sectors,"

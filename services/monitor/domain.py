@@ -1,25 +1,33 @@
-"""What the dashboard counts and how it lays the counts out. No I/O."""
+"""What the dashboard counts and how it lays the counts out. No I/O.
+
+A session's figures are worked out from everything the monitor has read about it
+(``SessionFacts``), never from the last event alone: the facts are a set, so an event
+read twice, or events read in any order across the three services' streams, give the
+same figures once all of them are read (``record``, ``figures``, ``fold``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TypeAlias, TypeVar
 
 from shared.catalogue import Sector
 
 
 class Stage(StrEnum):
-    """How far a session got; each stage is one counter (and one column)."""
+    """How far a session got, as the "latest activity" list names it."""
 
     POSTED = "posted"
     OFFERED = "offered"
     FILLED = "filled"
 
 
-# The only events the monitor counts. Stage values double as column names in SQL,
-# so they are fixed here and never come from input.
+# The events the activity list shows. Stage values are stored in SQL as they are, so
+# they are fixed here and never come from input.
 STAGE_OF_EVENT: dict[str, Stage] = {
     "session.posted": Stage.POSTED,
     "session.offered": Stage.OFFERED,
@@ -37,13 +45,33 @@ SECTOR_LABELS: dict[str, str] = {
 
 @dataclass(frozen=True, slots=True)
 class SectorCounts:
-    """Sessions of one sector of one region, by how far they got."""
+    """Sessions of one sector of one region: posted, offered (ever), filled (now),
+    cancelled by the organisation, started unfilled, and the late cancellations of
+    either side (within 48 hours of the start).
+
+    Also what one session adds to its sector (each figure 0 or 1, bar
+    ``late_given_up``), and a change to add (figures may then be negative).
+    """
 
     region: str
     sector: str
     posted: int
     offered: int
     filled: int
+    cancelled: int = 0
+    unfilled: int = 0
+    # Cancelled by the organisation within 48 hours of the start.
+    late_cancelled: int = 0
+    # Bookings given up by their clinicians within 48 hours of the start.
+    late_given_up: int = 0
+
+    def numbers(self) -> tuple[int, ...]:
+        """The figures in field order, without region and sector."""
+        return tuple(getattr(self, f) for f in COUNTED)
+
+
+# The counted fields of ``SectorCounts``, in order; also the columns of sector_counts.
+COUNTED: tuple[str, ...] = tuple(f.name for f in fields(SectorCounts))[2:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +81,7 @@ class DashboardRow:
     region: str
     sector: str
     label: str
-    posted: int
-    offered: int
-    filled: int
+    counts: SectorCounts
     fill_rate: float | None
 
 
@@ -87,15 +113,18 @@ def sector_label(sector: str) -> str:
     return SECTOR_LABELS.get(sector) or sector.replace("_", " ").capitalize()
 
 
-def fill_rate(posted: int, filled: int) -> float | None:
-    """Share of posted sessions filled, between 0 and 1; None before anything is posted.
+def fill_rate(posted: int, filled: int, cancelled: int = 0) -> float | None:
+    """Share of the sessions still wanted that are filled, between 0 and 1: filled over
+    posted less those the organisation cancelled (a cancelled session was not a failure
+    to fill). None when no session is wanted.
 
-    Each event type has its own topic and topics are read independently, so a fill
-    can be counted before its post: the rate is capped at 1 rather than shown above it.
+    The streams are read independently, so a fill can be counted before its post:
+    the rate is capped at 1 rather than shown above it.
     """
-    if posted <= 0:
+    wanted = posted - cancelled
+    if wanted <= 0:
         return None
-    return min(1.0, max(0, filled) / posted)
+    return min(1.0, max(0, filled) / wanted)
 
 
 def _sector_order(sector: str) -> tuple[int, str]:
@@ -125,10 +154,8 @@ def build_dashboard(counts: Iterable[SectorCounts]) -> list[RegionView]:
                     region=region,
                     sector=sector,
                     label=sector_label(sector),
-                    posted=c.posted,
-                    offered=c.offered,
-                    filled=c.filled,
-                    fill_rate=fill_rate(c.posted, c.filled),
+                    counts=c,
+                    fill_rate=fill_rate(c.posted, c.filled, c.cancelled),
                 )
             )
         views.append(RegionView(region, tuple(rows)))
@@ -307,3 +334,246 @@ def build_drain(
             )
         )
     return views
+
+
+# --- Each session's lifecycle, from every event about it, in any order ---
+
+
+class Said(StrEnum):
+    """What vacancies said of a session."""
+
+    POSTED = "posted"
+    AMENDED = "amended"
+    UNFILLED = "unfilled"
+    CANCELLED = "cancelled"
+
+
+# A tie on vacancies' clock is broken by what can follow what.
+_SAID_RANK = {said: rank for rank, said in enumerate(Said)}
+_CLOSING = (Said.CANCELLED, Said.UNFILLED)
+
+
+@dataclass(frozen=True, slots=True)
+class Stated:
+    """One thing vacancies said of a session (``session.posted``, ``.amended``,
+    ``.cancelled`` or ``.unfilled``), as it stood then."""
+
+    event_id: uuid.UUID
+    said: Said
+    at: datetime
+    region: str
+    sector: str
+    organisation: str
+    starts_at: datetime
+    ends_at: datetime
+    # Posted and amended only: the role and skills asked for (skills sorted).
+    role: str | None = None
+    skills: tuple[str, ...] = ()
+    # Amended only: the clinician whose booking vacancies said the change released.
+    released: uuid.UUID | None = None
+    # Cancelled only: within 48 hours of the start.
+    late: bool = False
+
+    def shape(self) -> tuple[object, ...]:
+        """What a booking is of: matching releases bookings when any of it changes."""
+        return (self.organisation, self.starts_at, self.ends_at, self.role, self.skills)
+
+
+@dataclass(frozen=True, slots=True)
+class Offered:
+    """Matching offered the session to a clinician (``session.offered``)."""
+
+    event_id: uuid.UUID
+    offer_id: uuid.UUID
+    at: datetime
+    region: str
+    sector: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class Filled:
+    """Matching booked a clinician into the session (``session.filled``), as the
+    session stood when it was offered."""
+
+    event_id: uuid.UUID
+    offer_id: uuid.UUID
+    clinician_id: uuid.UUID
+    at: datetime
+    region: str
+    sector: str
+    organisation: str
+    starts_at: datetime
+    ends_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class GivenUp:
+    """The clinician gave the booking of one offer up (``booking.cancelled``)."""
+
+    event_id: uuid.UUID
+    offer_id: uuid.UUID
+    clinician_id: uuid.UUID
+    at: datetime
+    late: bool
+
+
+Fact: TypeAlias = Stated | Offered | Filled | GivenUp
+F = TypeVar("F", Stated, Offered, Filled, GivenUp)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFacts:
+    """Everything the monitor has read about one session.
+
+    Keyed so that the same fact read twice is kept once: vacancies' words by event id,
+    matching's offers and fills and the bank's cancellations by offer id (an offer is
+    filled, or given up, once, whatever event says it).
+    """
+
+    stated: Mapping[uuid.UUID, Stated] = field(default_factory=dict)
+    offered: Mapping[uuid.UUID, Offered] = field(default_factory=dict)
+    filled: Mapping[uuid.UUID, Filled] = field(default_factory=dict)
+    given_up: Mapping[uuid.UUID, GivenUp] = field(default_factory=dict)
+
+
+def _kept(facts: Mapping[uuid.UUID, F], key: uuid.UUID, fact: F) -> Mapping[uuid.UUID, F]:
+    # Of two facts under one key the earlier is kept, whichever came first: the
+    # result must not depend on the order they were read in.
+    old = facts.get(key)
+    if old is not None and (old.at, old.event_id) <= (fact.at, fact.event_id):
+        return facts
+    return {**facts, key: fact}
+
+
+def record(facts: SessionFacts, fact: Fact) -> SessionFacts:
+    """``facts`` with ``fact`` added; a fact already there changes nothing."""
+    if isinstance(fact, Stated):
+        return replace(facts, stated=_kept(facts.stated, fact.event_id, fact))
+    if isinstance(fact, Offered):
+        return replace(facts, offered=_kept(facts.offered, fact.offer_id, fact))
+    if isinstance(fact, Filled):
+        return replace(facts, filled=_kept(facts.filled, fact.offer_id, fact))
+    return replace(facts, given_up=_kept(facts.given_up, fact.offer_id, fact))
+
+
+def _said_order(s: Stated) -> tuple[datetime, int, uuid.UUID]:
+    return (s.at, _SAID_RANK[s.said], s.event_id)
+
+
+def _releases(states: Sequence[Stated]) -> list[datetime]:
+    """When amendments released the session's booking, as matching does: on a change of
+    place, time, role or skills (or when vacancies names the clinician released)."""
+    return [
+        s.at
+        for before, s in zip([None, *states], states, strict=False)
+        if s.said is Said.AMENDED
+        and (s.released is not None or (before is not None and before.shape() != s.shape()))
+    ]
+
+
+def _stands(
+    fill: Filled, facts: SessionFacts, now: Stated | None, releases: list[datetime]
+) -> bool:
+    """Whether a booking still stands: not given up, not released by a later amendment,
+    and of the session as it is now (a booking of an older time, place or role was
+    released when matching read the amendment, whenever the fill was read here).
+
+    "Later" compares vacancies' clock with matching's: an amendment made after a booking
+    follows it by at least a round trip through the broker, which clocks kept by NTP
+    resolve. One race the facts can't tell: a booking of the old offer made after a
+    change of skills alone was said but before matching read it (a fill names no
+    skills) is counted filled, though matching releases it.
+    """
+    if fill.offer_id in facts.given_up or any(at > fill.at for at in releases):
+        return False
+    if now is None:
+        return True  # nothing read from vacancies yet: the fill is all there is
+    offer = facts.offered.get(fill.offer_id)
+    return (fill.organisation, fill.starts_at, fill.ends_at) == (
+        now.organisation,
+        now.starts_at,
+        now.ends_at,
+    ) and (offer is None or offer.role == now.role)
+
+
+def figures(facts: SessionFacts) -> SectorCounts | None:
+    """What the session adds to its region's and sector's counts; None while nothing
+    read says where it is.
+
+    Where: from vacancies' latest word, else matching's. Posted once vacancies has said
+    anything of it; cancelled or unfilled by vacancies' first closing word (a closed
+    session stays closed); filled while a booking of it stands and it is not closed.
+    """
+    stated = sorted(facts.stated.values(), key=_said_order)
+    states = [s for s in stated if s.said not in _CLOSING]
+    closings = [s for s in stated if s.said in _CLOSING]
+    closed = closings[0] if closings else None
+    latest: Stated | Offered | Filled | None = stated[-1] if stated else None
+    if latest is None:
+        matched: list[Offered | Filled] = [*facts.filled.values(), *facts.offered.values()]
+        latest = max(matched, key=lambda f: (f.at, f.event_id), default=None)
+    if latest is None:
+        return None
+    releases = _releases(states)
+    now = states[-1] if states else None
+    filled = closed is None and any(_stands(f, facts, now, releases) for f in facts.filled.values())
+    return SectorCounts(
+        region=latest.region,
+        sector=latest.sector,
+        posted=int(bool(stated)),
+        offered=int(bool(facts.offered)),
+        filled=int(filled),
+        cancelled=int(closed is not None and closed.said is Said.CANCELLED),
+        unfilled=int(closed is not None and closed.said is Said.UNFILLED),
+        late_cancelled=int(closed is not None and closed.said is Said.CANCELLED and closed.late),
+        late_given_up=sum(g.late for g in facts.given_up.values()),
+    )
+
+
+def changes(pairs: Iterable[tuple[SectorCounts | None, SectorCounts | None]]) -> list[SectorCounts]:
+    """What to add to the counters when sessions' figures go from ``before`` to
+    ``after``: one row per region and sector that changed, in (region, sector) order."""
+    sums: dict[tuple[str, str], list[int]] = {}
+    for before, after in pairs:
+        for counts, sign in ((before, -1), (after, 1)):
+            if counts is None:
+                continue
+            row = sums.setdefault((counts.region, counts.sector), [0] * len(COUNTED))
+            for i, n in enumerate(counts.numbers()):
+                row[i] += sign * n
+    return [SectorCounts(r, s, *row) for (r, s), row in sorted(sums.items()) if any(row)]
+
+
+@dataclass(frozen=True, slots=True)
+class Folded:
+    """Sessions after new facts: their facts, their figures, and the counters' change."""
+
+    facts: dict[uuid.UUID, SessionFacts]
+    figures: dict[uuid.UUID, SectorCounts | None]
+    changes: list[SectorCounts]
+
+
+def fold(
+    known: Mapping[uuid.UUID, tuple[SessionFacts, SectorCounts | None]],
+    new: Iterable[tuple[uuid.UUID, Fact]],
+) -> Folded:
+    """Add ``new`` (session id, fact) to the sessions ``known`` (facts, and the figures
+    the counters hold for them); sessions not known start empty.
+
+    The change is against the figures the counters hold, not figures worked out again
+    from the old facts, so the counters stay the sum of the sessions' kept figures.
+    """
+    facts = {sid: f for sid, (f, _) in known.items()}
+    touched: list[uuid.UUID] = []
+    for sid, fact in new:
+        if sid not in touched:
+            touched.append(sid)
+        facts[sid] = record(facts.get(sid, SessionFacts()), fact)
+    after = {sid: figures(facts[sid]) for sid in touched}
+    before = {sid: known[sid][1] if sid in known else None for sid in touched}
+    return Folded(
+        facts={sid: facts[sid] for sid in touched},
+        figures=after,
+        changes=changes((before[sid], after[sid]) for sid in touched),
+    )

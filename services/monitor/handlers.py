@@ -1,17 +1,30 @@
-"""Kafka adapter: count each session once per stage it reaches, and keep the drain ledger.
+"""Kafka adapter: each session's figures from every event about it, and the drain ledger.
 
-The consumer's inbox already drops redelivered events; what is checked here is
-different: a second *distinct* event for the same session and stage (a new offer
-after one lapsed) is activity, but not another session, and a move of matching's
+The consumer's inbox already drops redelivered events; the projections are also
+idempotent of themselves: a session's facts are a set (a second *distinct* event saying
+the same thing, such as a fill published again, adds nothing), and a move of matching's
 ledger published again under a new event id is still one move.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-from services.monitor import repository
-from services.monitor.domain import STAGE_OF_EVENT, DrainAlert, RegionPolicy, Stage, stage_for
+from services.monitor import repository, session_store
+from services.monitor.domain import (
+    STAGE_OF_EVENT,
+    Activity,
+    DrainAlert,
+    Fact,
+    Filled,
+    GivenUp,
+    Offered,
+    RegionPolicy,
+    Said,
+    Stated,
+    fold,
+)
 from shared.db.types import Conn
 from shared.events import (
     BookingCancelled,
@@ -22,29 +35,102 @@ from shared.events import (
     SectorDrainAlert,
     SectorDrainCleared,
     SessionAmended,
+    SessionCancelled,
     SessionFilled,
+    SessionOffered,
+    SessionPosted,
+    SessionUnfilled,
 )
-from shared.messaging.consumer import Handler
+from shared.messaging.consumer import Batched, Handler
+
+# Every event of a session's lifecycle, whichever service says it.
+LIFECYCLE: tuple[str, ...] = (
+    "session.posted",
+    "session.amended",
+    "session.cancelled",
+    "session.unfilled",
+    "session.offered",
+    "session.filled",
+    "booking.cancelled",
+)
 
 
-async def on_session_event(conn: Conn, envelope: Envelope[Any]) -> None:
-    """Count the session in the stage this event marks, and list the event as activity."""
-    stage = stage_for(envelope.type)
-    sector = str(envelope.data.sector)
-    await repository.count_once(
-        conn,
-        session_id=envelope.data.session_id,
-        region=envelope.region,
-        sector=sector,
-        stage=stage,
+def fact_of(envelope: Envelope[Any]) -> tuple[uuid.UUID, Fact]:
+    """The session an event is about, and what it says of it."""
+    data, at, event_id, region = (
+        envelope.data,
+        envelope.occurred_at,
+        envelope.event_id,
+        envelope.region,
     )
+    match data:
+        case SessionPosted() | SessionAmended():
+            said = Said.POSTED if isinstance(data, SessionPosted) else Said.AMENDED
+            released = data.released_clinician_id if isinstance(data, SessionAmended) else None
+            return data.session_id, Stated(
+                event_id=event_id,
+                said=said,
+                at=at,
+                region=region,
+                sector=data.sector.value,
+                organisation=data.organisation,
+                starts_at=data.starts_at,
+                ends_at=data.ends_at,
+                role=data.role.value,
+                skills=tuple(sorted(k.value for k in data.skills)),
+                released=released,
+            )
+        case SessionCancelled() | SessionUnfilled():
+            cancelled = isinstance(data, SessionCancelled)
+            return data.session_id, Stated(
+                event_id=event_id,
+                said=Said.CANCELLED if cancelled else Said.UNFILLED,
+                at=at,
+                region=region,
+                sector=data.sector.value,
+                organisation=data.organisation,
+                starts_at=data.starts_at,
+                ends_at=data.ends_at,
+                late=isinstance(data, SessionCancelled) and data.late,
+            )
+        case SessionOffered():
+            return data.session_id, Offered(
+                event_id, data.offer_id, at, region, data.sector.value, data.role.value
+            )
+        case SessionFilled():
+            return data.session_id, Filled(
+                event_id=event_id,
+                offer_id=data.offer_id,
+                clinician_id=data.clinician_id,
+                at=at,
+                region=region,
+                sector=data.sector.value,
+                organisation=data.organisation,
+                starts_at=data.starts_at,
+                ends_at=data.ends_at,
+            )
+        case BookingCancelled():
+            return data.session_id, GivenUp(
+                event_id, data.offer_id, data.clinician_id, at, data.late
+            )
+    msg = f"{envelope.type!r} is not an event of a session's lifecycle"
+    raise TypeError(msg)
+
+
+async def on_lifecycle(conn: Conn, envelopes: list[Envelope[Any]]) -> None:
+    """Add what the events say to their sessions' facts, and the change in the
+    sessions' figures to the counters, in a few statements for the whole run."""
+    new = [fact_of(e) for e in envelopes]
+    known = await session_store.lock(conn, [sid for sid, _ in new])
+    folded = fold(known, new)
+    await session_store.save(conn, folded)
     await repository.add_recent(
         conn,
-        event_id=envelope.event_id,
-        stage=stage,
-        region=envelope.region,
-        sector=sector,
-        occurred_at=envelope.occurred_at,
+        [
+            (e.event_id, Activity(STAGE_OF_EVENT[e.type], e.region, fact.sector, e.occurred_at))
+            for e, (_, fact) in zip(envelopes, new, strict=True)
+            if e.type in STAGE_OF_EVENT and not isinstance(fact, GivenUp)
+        ],
     )
 
 
@@ -77,51 +163,6 @@ async def on_move_reversed(conn: Conn, envelope: Envelope[Any]) -> None:
         at=data.at,
         reversed_at=envelope.occurred_at,
     )
-
-
-async def on_session_filled(conn: Conn, envelope: Envelope[Any]) -> None:
-    """Count the session filled (unless its booking was released before this was read)."""
-    data: SessionFilled = envelope.data
-    await repository.count_fill(
-        conn,
-        session_id=data.session_id,
-        offer_id=data.offer_id,
-        clinician_id=data.clinician_id,
-        region=envelope.region,
-        sector=data.sector.value,
-    )
-    await repository.add_recent(
-        conn,
-        event_id=envelope.event_id,
-        stage=Stage.FILLED,
-        region=envelope.region,
-        sector=data.sector.value,
-        occurred_at=envelope.occurred_at,
-    )
-
-
-async def on_session_closed(conn: Conn, envelope: Envelope[Any]) -> None:
-    """Cancelled, or started unfilled: a session that is not worked is not counted filled."""
-    await repository.undo_fill(
-        conn,
-        session_id=envelope.data.session_id,
-        closed_in=(envelope.region, envelope.data.sector.value),
-    )
-
-
-async def on_booking_cancelled(conn: Conn, envelope: Envelope[Any]) -> None:
-    """The clinician gave the booking up: the session is open again, not filled."""
-    data: BookingCancelled = envelope.data
-    await repository.undo_fill(conn, session_id=data.session_id, offer_id=data.offer_id)
-
-
-async def on_session_amended(conn: Conn, envelope: Envelope[Any]) -> None:
-    """A change that released the booking opens the session again."""
-    data: SessionAmended = envelope.data
-    if data.released_clinician_id is not None:
-        await repository.undo_fill(
-            conn, session_id=data.session_id, clinician_id=data.released_clinician_id
-        )
 
 
 async def on_drain_alert(conn: Conn, envelope: Envelope[Any]) -> None:
@@ -162,14 +203,14 @@ async def on_policy_changed(conn: Conn, envelope: Envelope[Any]) -> None:
 
 
 def handlers() -> dict[str, Handler]:
-    """Event type → handler, for the service's consumer."""
+    """Event type → handler, for the service's consumer.
+
+    One ``Batched`` for the whole lifecycle, so that a run of a session's events of
+    any types is folded in together.
+    """
+    lifecycle = Batched(on_lifecycle)
     return {
-        **dict.fromkeys(STAGE_OF_EVENT, on_session_event),
-        "session.filled": on_session_filled,
-        "session.cancelled": on_session_closed,
-        "session.unfilled": on_session_closed,
-        "booking.cancelled": on_booking_cancelled,
-        "session.amended": on_session_amended,
+        **dict.fromkeys(LIFECYCLE, lifecycle),
         "move.recorded": on_move_recorded,
         "move.reversed": on_move_reversed,
         "sector.drain_alert": on_drain_alert,

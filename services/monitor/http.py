@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from services.monitor import repository
 from services.monitor.domain import (
+    COUNTED,
     DrainAlert,
     RegionDrain,
     build_dashboard,
@@ -43,7 +44,11 @@ async def dashboard() -> HTMLResponse:
 
 @router.get("/api/counts", summary="Sessions posted, offered and filled per region and sector")
 async def counts(request: Request, response: Response) -> list[dict[str, Any]]:
-    """Every region's sectors in display order, zero rows included, with fill rates."""
+    """Every region's sectors in display order, zero rows included: sessions posted,
+    offered (ever), filled (now), cancelled by the organisation, started unfilled,
+    late cancellations by the organisation (``late_cancelled``) and bookings given up
+    late by clinicians (``late_given_up``, both within 48 hours of the start), and the
+    fill rate: filled over posted less cancelled (null when none is wanted)."""
     response.headers.update(_NO_STORE)
     view = build_dashboard(await repository.all_counts(_runtime(request).pool))
     return [
@@ -51,9 +56,7 @@ async def counts(request: Request, response: Response) -> list[dict[str, Any]]:
             "region": row.region,
             "sector": row.sector,
             "sector_label": row.label,
-            "posted": row.posted,
-            "offered": row.offered,
-            "filled": row.filled,
+            **{name: getattr(row.counts, name) for name in COUNTED},
             "fill_rate": row.fill_rate,
         }
         for region in view

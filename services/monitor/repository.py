@@ -8,6 +8,7 @@ from datetime import datetime
 import asyncpg
 
 from services.monitor.domain import (
+    COUNTED,
     Activity,
     DrainAlert,
     Flow,
@@ -21,52 +22,26 @@ from shared.db.types import Conn
 RECENT_KEPT = 50
 
 
-async def count_once(
-    conn: Conn, *, session_id: uuid.UUID, region: str, sector: str, stage: Stage
-) -> bool:
-    """Claim the stage for the session and, if it is new, count it: one round trip."""
-    column = Stage(stage).value  # interpolated below: only the enum's own values get through
-    counted = await conn.fetchval(
-        "WITH claimed AS (INSERT INTO session_stages (session_id, stage) VALUES ($1, $2)"
-        " ON CONFLICT DO NOTHING RETURNING 1),"
-        f" counted AS (INSERT INTO sector_counts (region, sector, {column})"
-        " SELECT $3, $4, 1 FROM claimed"
-        f" ON CONFLICT (region, sector) DO UPDATE SET {column} = sector_counts.{column} + 1"
-        " RETURNING 1)"
-        " SELECT count(*) FROM counted",
-        session_id,
-        stage.value,
-        region,
-        sector,
-    )
-    return bool(counted)
-
-
-async def add_recent(
-    conn: Conn,
-    *,
-    event_id: uuid.UUID,
-    stage: Stage,
-    region: str,
-    sector: str,
-    occurred_at: datetime,
-) -> None:
-    """Add an event to the activity list and drop all but the newest ``RECENT_KEPT``."""
+async def add_recent(conn: Conn, events: list[tuple[uuid.UUID, Activity]]) -> None:
+    """Add (event id, activity) pairs to the activity list and drop all but the newest
+    ``RECENT_KEPT``; an event already listed is listed once."""
+    if not events:
+        return
+    # Trimmed only once the list has doubled: a DELETE of the oldest on every event cost
+    # round trips that busy regions felt (the intake benchmark). One statement: the trim
+    # sees the list as it was before these events, which is near enough.
     await conn.execute(
-        "INSERT INTO recent_events (event_id, stage, region, sector, occurred_at)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-        event_id,
-        stage.value,
-        region,
-        sector,
-        occurred_at,
-    )
-    # Trimmed only once the list has doubled: a DELETE on every event cost round trips
-    # that busy regions felt (the intake benchmark).
-    await conn.execute(
-        "DELETE FROM recent_events WHERE (SELECT count(*) FROM recent_events) > $1 * 2"
+        "WITH added AS (INSERT INTO recent_events (event_id, stage, region, sector,"
+        " occurred_at) SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[],"
+        " $5::timestamptz[]) ON CONFLICT DO NOTHING)"
+        " DELETE FROM recent_events WHERE (SELECT count(*) FROM recent_events) > $6 * 2"
         " AND event_id NOT IN"
-        " (SELECT event_id FROM recent_events ORDER BY occurred_at DESC LIMIT $1)",
+        " (SELECT event_id FROM recent_events ORDER BY occurred_at DESC LIMIT $6)",
+        [event_id for event_id, _ in events],
+        [a.stage.value for _, a in events],
+        [a.region for _, a in events],
+        [a.sector for _, a in events],
+        [a.occurred_at for _, a in events],
         RECENT_KEPT,
     )
 
@@ -74,11 +49,9 @@ async def add_recent(
 async def all_counts(conn: Conn | asyncpg.Pool) -> list[SectorCounts]:
     """Every region's counts, by region then sector."""
     rows = await conn.fetch(
-        "SELECT region, sector, posted, offered, filled FROM sector_counts ORDER BY region, sector"
+        f"SELECT region, sector, {', '.join(COUNTED)} FROM sector_counts ORDER BY region, sector"
     )
-    return [
-        SectorCounts(r["region"], r["sector"], r["posted"], r["offered"], r["filled"]) for r in rows
-    ]
+    return [SectorCounts(r["region"], r["sector"], *(r[c] for c in COUNTED)) for r in rows]
 
 
 async def recent(conn: Conn | asyncpg.Pool, *, limit: int) -> list[Activity]:
@@ -118,15 +91,20 @@ async def add_move(
 
 
 async def save_alert(conn: Conn, *, event_id: uuid.UUID, alert: DrainAlert) -> None:
-    """Keep ``alert`` as its sector's latest, unless a later one is already kept."""
+    """Keep ``alert`` as its sector's latest, unless a later one is already kept (ties
+    go to the larger event id, so the order alerts are read in makes no difference).
+    A clearing read before it stands (``clear_alert``)."""
     await conn.execute(
         "INSERT INTO drain_alerts (region, sector, event_id, net_out_hours, offered_hours,"
-        " cap_pct, used_pct, window_days, raised_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        " cap_pct, used_pct, window_days, raised_at, cleared_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, (SELECT cleared_at FROM drain_clears"
+        " WHERE region = $1 AND sector = $2))"
         " ON CONFLICT (region, sector) DO UPDATE SET event_id = EXCLUDED.event_id,"
         " net_out_hours = EXCLUDED.net_out_hours, offered_hours = EXCLUDED.offered_hours,"
         " cap_pct = EXCLUDED.cap_pct, used_pct = EXCLUDED.used_pct,"
         " window_days = EXCLUDED.window_days, raised_at = EXCLUDED.raised_at"
-        " WHERE drain_alerts.raised_at <= EXCLUDED.raised_at",
+        " WHERE (drain_alerts.raised_at, drain_alerts.event_id)"
+        " < (EXCLUDED.raised_at, EXCLUDED.event_id)",
         alert.region,
         alert.sector,
         event_id,
@@ -140,14 +118,16 @@ async def save_alert(conn: Conn, *, event_id: uuid.UUID, alert: DrainAlert) -> N
 
 
 async def save_policy(conn: Conn, *, event_id: uuid.UUID, policy: RegionPolicy) -> None:
-    """Keep ``policy`` as its region's latest, unless a later one is already kept."""
+    """Keep ``policy`` as its region's latest, unless a later one is already kept (ties
+    go to the larger event id)."""
     await conn.execute(
         "INSERT INTO drain_policies (region, event_id, cap_pct, home_first, alert_share,"
         " changed_at) VALUES ($1, $2, $3, $4, $5, $6)"
         " ON CONFLICT (region) DO UPDATE SET event_id = EXCLUDED.event_id,"
         " cap_pct = EXCLUDED.cap_pct, home_first = EXCLUDED.home_first,"
         " alert_share = EXCLUDED.alert_share, changed_at = EXCLUDED.changed_at"
-        " WHERE drain_policies.changed_at <= EXCLUDED.changed_at",
+        " WHERE (drain_policies.changed_at, drain_policies.event_id)"
+        " < (EXCLUDED.changed_at, EXCLUDED.event_id)",
         policy.region,
         event_id,
         dict(policy.cap_pct),
@@ -216,10 +196,20 @@ async def policies(conn: Conn | asyncpg.Pool, *, region: str | None = None) -> l
 
 
 async def clear_alert(conn: Conn, *, region: str, sector: str, at: datetime) -> None:
-    """Mark the sector's alert ended, unless it was raised again after ``at``."""
+    """The sector fell back under its alert share at ``at``: its alert, if raised before
+    then, no longer stands. The latest clearing is kept whatever the order, and kept
+    for an alert not yet read (a replay can bring a clearing first)."""
     await conn.execute(
-        "UPDATE drain_alerts SET cleared_at = $3 WHERE region = $1 AND sector = $2"
-        " AND raised_at <= $3",
+        "INSERT INTO drain_clears (region, sector, cleared_at) VALUES ($1, $2, $3)"
+        " ON CONFLICT (region, sector) DO UPDATE"
+        " SET cleared_at = greatest(drain_clears.cleared_at, EXCLUDED.cleared_at)",
+        region,
+        sector,
+        at,
+    )
+    await conn.execute(
+        "UPDATE drain_alerts SET cleared_at = greatest(cleared_at, $3)"
+        " WHERE region = $1 AND sector = $2",
         region,
         sector,
         at,
@@ -255,82 +245,21 @@ async def reverse_move(
     )
 
 
-async def count_fill(
-    conn: Conn,
-    *,
-    session_id: uuid.UUID,
-    offer_id: uuid.UUID,
-    clinician_id: uuid.UUID,
-    region: str,
-    sector: str,
-) -> bool:
-    """Count the session filled by this offer, unless the fill was undone (booking given
-    up, session cancelled or gone unfilled) before this event was read."""
-    undone = await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM undone_fills WHERE offer_id = $1)"
-        " OR EXISTS (SELECT 1 FROM closed_sessions WHERE session_id = $2)",
-        offer_id,
-        session_id,
-    )
-    if undone:
-        return False
-    await conn.execute(
-        "INSERT INTO standing_fills (session_id, offer_id, clinician_id, region, sector)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (session_id) DO UPDATE SET"
-        " offer_id = EXCLUDED.offer_id, clinician_id = EXCLUDED.clinician_id",
-        session_id,
-        offer_id,
-        clinician_id,
-        region,
-        sector,
-    )
-    return await count_once(
-        conn, session_id=session_id, region=region, sector=sector, stage=Stage.FILLED
-    )
+# Every table the monitor builds from events, and the inbox of the events it handled:
+# what a rebuild empties before reading the topics again. The outbox, its marks and the
+# migrations' record are not projections and stay.
+PROJECTIONS: tuple[str, ...] = (
+    "session_facts",
+    "sector_counts",
+    "recent_events",
+    "drain_moves",
+    "drain_alerts",
+    "drain_clears",
+    "drain_policies",
+    "inbox",
+)
 
 
-async def undo_fill(
-    conn: Conn,
-    *,
-    session_id: uuid.UUID,
-    offer_id: uuid.UUID | None = None,
-    clinician_id: uuid.UUID | None = None,
-    closed_in: tuple[str, str] | None = None,
-) -> bool:
-    """The session's booking was released: it is no longer counted filled (a refill will
-    count it again). ``offer_id`` or ``clinician_id`` name the booking released (a later
-    fill by someone else stands); ``closed_in`` = (region, sector) of a session closed
-    for good, which no later fill can count. True if a fill was taken back."""
-    if offer_id is not None:
-        await conn.execute(
-            "INSERT INTO undone_fills (offer_id) VALUES ($1) ON CONFLICT DO NOTHING", offer_id
-        )
-    if closed_in is not None:
-        await conn.execute(
-            "INSERT INTO closed_sessions (session_id) VALUES ($1) ON CONFLICT DO NOTHING",
-            session_id,
-        )
-    fill = await conn.fetchrow(
-        "DELETE FROM standing_fills WHERE session_id = $1"
-        " AND ($2::uuid IS NULL OR offer_id = $2) AND ($3::uuid IS NULL OR clinician_id = $3)"
-        " RETURNING region, sector",
-        session_id,
-        offer_id,
-        clinician_id,
-    )
-    if fill is not None:
-        where: tuple[str, str] | None = (fill["region"], fill["sector"])
-    else:
-        # Counted before the monitor kept fills (or never): a closed session's own
-        # region and sector still take it back.
-        where = closed_in
-    if where is None:
-        return False
-    uncounted = await conn.fetchval(
-        "WITH gone AS (DELETE FROM session_stages WHERE session_id = $1 AND stage = 'filled'"
-        " RETURNING 1) UPDATE sector_counts SET filled = filled - 1"
-        " WHERE region = $2 AND sector = $3 AND EXISTS (SELECT 1 FROM gone) RETURNING 1",
-        session_id,
-        *where,
-    )
-    return uncounted is not None
+async def truncate_projections(conn: Conn) -> None:
+    """Empty every projection and the inbox at once (in the caller's transaction)."""
+    await conn.execute(f"TRUNCATE {', '.join(PROJECTIONS)}")

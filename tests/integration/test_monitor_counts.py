@@ -208,6 +208,10 @@ async def test_api_counts_lists_every_sector_of_a_region(
         "posted": 2,
         "offered": 1,
         "filled": 1,
+        "cancelled": 0,
+        "unfilled": 0,
+        "late_cancelled": 0,
+        "late_given_up": 0,
         "fill_rate": 0.5,
     }
     assert (rows["optometry"]["posted"], rows["optometry"]["fill_rate"]) == (0, None)

@@ -33,6 +33,7 @@ from shared.events import (
     MoveRecorded,
     PolicyChanged,
     SectorDrainAlert,
+    SectorDrainCleared,
     new_envelope,
     topic_for,
 )
@@ -150,6 +151,7 @@ def _policy(**caps: float) -> PolicyChanged:
 _TYPE_OF = {
     MoveRecorded: "move.recorded",
     SectorDrainAlert: "sector.drain_alert",
+    SectorDrainCleared: "sector.drain_cleared",
     PolicyChanged: "policy.changed",
 }
 
@@ -256,6 +258,25 @@ async def test_a_drain_alert_shows_on_its_sector(
     assert (alert["used_pct"], alert["cap_pct"], alert["standing"]) == (90.0, 10.0, True)
     assert datetime.fromisoformat(alert["raised_at"]) == raised
     assert sectors[GP]["alert"] is None
+
+
+async def test_a_clearing_read_before_its_alert_still_ends_it(
+    consumer: EventConsumer, client: httpx.AsyncClient, region: str
+) -> None:
+    """Matching raised an alert and then cleared it; read the other way round (a replay
+    after a broker loss), the alert still shows as past, not standing. An alert raised
+    after the clearing stands."""
+    await consumer.handle(*_message(_move(PHARMACY, GP, 9), region))
+    raised = _now() - timedelta(minutes=10)
+    cleared = SectorDrainCleared(**_alert(PHARMACY, 70.0).model_dump())
+    await consumer.handle(*_message(cleared, region, occurred_at=raised + timedelta(minutes=5)))
+    await consumer.handle(*_message(_alert(PHARMACY, 90.0), region, occurred_at=raised))
+    alert = _sectors(await _drain(client, region))[PHARMACY]["alert"]
+    assert alert is not None
+    assert alert["standing"] is False
+    await consumer.handle(*_message(_alert(PHARMACY, 95.0), region))
+    alert = _sectors(await _drain(client, region))[PHARMACY]["alert"]
+    assert (alert["used_pct"], alert["standing"]) == (95.0, True)
 
 
 async def test_an_alert_no_longer_stands_once_the_sector_takes_in_more(

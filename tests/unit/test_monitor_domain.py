@@ -59,6 +59,13 @@ def test_fill_rate_is_unknown_before_anything_is_posted() -> None:
     assert fill_rate(posted=0, filled=1) is None
 
 
+def test_fill_rate_leaves_out_sessions_the_organisation_cancelled() -> None:
+    """Four posted, one cancelled, two filled: two of the three still wanted; all
+    cancelled: none wanted, so no rate (a cancelled session is not a failure to fill)."""
+    assert fill_rate(posted=4, filled=2, cancelled=1) == pytest.approx(2 / 3)
+    assert fill_rate(posted=1, filled=0, cancelled=1) is None
+
+
 def test_fill_rate_never_exceeds_one() -> None:
     """A fill counted before its post (topics are read independently) caps at 100%."""
     assert fill_rate(posted=1, filled=2) == 1.0
@@ -86,10 +93,10 @@ def test_dashboard_lists_every_catalogue_sector_with_zeros() -> None:
     (region,) = build_dashboard([SectorCounts("QOP", "dentistry", 3, 2, 1)])
     assert [row.sector for row in region.rows] == [s.value for s in Sector]
     dentistry = next(r for r in region.rows if r.sector == "dentistry")
-    assert (dentistry.posted, dentistry.offered, dentistry.filled) == (3, 2, 1)
+    assert (dentistry.counts.posted, dentistry.counts.offered, dentistry.counts.filled) == (3, 2, 1)
     assert dentistry.fill_rate == pytest.approx(1 / 3)
     optometry = next(r for r in region.rows if r.sector == "optometry")
-    assert (optometry.posted, optometry.offered, optometry.filled) == (0, 0, 0)
+    assert optometry.counts.numbers() == (0,) * 7
     assert optometry.fill_rate is None
 
 
