@@ -156,6 +156,7 @@ def _register_admin() -> None:
     # Imported late: the admin commands need this module's helpers defined first.
     from fairshare import admin_cli  # noqa: PLC0415
     from fairshare.bench import bench_app  # noqa: PLC0415
+    from fairshare.icb_cli import icb_app  # noqa: PLC0415
     from fairshare.monitor_rebuild import monitor_app  # noqa: PLC0415
     from fairshare.policy_cli import policy_app  # noqa: PLC0415
 
@@ -166,6 +167,7 @@ def _register_admin() -> None:
     app.add_typer(bench_app, name="bench")
     app.add_typer(policy_app, name="policy")
     app.add_typer(monitor_app, name="monitor")
+    app.add_typer(icb_app, name="icb")
 
 
 _register_admin()

@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -126,10 +127,36 @@ async def _stop_children(children: dict[str, asyncio.subprocess.Process]) -> Non
             await proc.wait()
 
 
-def _banner(opts: DevOptions, dsn: str, bootstrap: str, started: float, console: Console) -> None:
+# The monitor has a sign-in: each start invites this national viewer afresh, so the
+# person at the terminal can look at every region.
+DEV_VIEWER = "Developer (fairshare dev)"
+DEV_INVITE_TTL = timedelta(days=1)
+
+
+async def _monitor_invite(dsn: str) -> str:
+    """A one-time code for the dev system's national viewer of the monitor."""
+    from services.monitor import SCHEMA, viewers  # noqa: PLC0415
+    from shared.db.pool import connect  # noqa: PLC0415
+
+    conn = await connect(dsn, SCHEMA)
+    try:
+        async with conn.transaction():
+            viewer = await viewers.named_national_viewer(conn, DEV_VIEWER)
+            return await viewers.invite(conn, viewer.id, now=datetime.now(UTC), ttl=DEV_INVITE_TTL)
+    finally:
+        await conn.close()
+
+
+def _banner(
+    opts: DevOptions, dsn: str, bootstrap: str, started: float, console: Console, monitor_code: str
+) -> None:
     p = opts.ports
     console.rule(f"[bold]Fairshare is up in {time.monotonic() - started:.1f} s")
     console.print(f"  Monitor dashboard  http://127.0.0.1:{p['monitor']}/")
+    console.print(
+        f"  monitor invite code: {monitor_code}  (sign in with it once; it sees every"
+        " region and lasts a day; `fairshare icb invite --national` makes another)"
+    )
     console.print(f"  Vacancies web hook http://127.0.0.1:{p['vacancies']}/webhooks/<ODS code>")
     console.print(f"  Vacancies API docs http://127.0.0.1:{p['vacancies']}/docs")
     console.print(f"  Bank API docs      http://127.0.0.1:{p['bank']}/docs")
@@ -521,6 +548,7 @@ async def run_dev(opts: DevOptions) -> int:
         console.print(f"Topics ready: {', '.join(topics)}")
         applied = await migrate_all(dsn)
         console.print(f"Migrations applied now: {applied or 'none (up to date)'}")
+        monitor_code = await _monitor_invite(dsn)
         runtime = {"database_url": dsn, "kafka_bootstrap": bootstrap, "ports": opts.ports}
         runtime_file.write_text(json.dumps({**runtime, "pid": os.getpid()}, indent=2))
         system.env = {
@@ -540,7 +568,7 @@ async def run_dev(opts: DevOptions) -> int:
             health.cancel()
             return 0
         health.result()
-        _banner(opts, dsn, bootstrap, started, console)
+        _banner(opts, dsn, bootstrap, started, console, monitor_code)
         return await _supervise(opts, system, dsn, bootstrap, stop, console)
     except DevError as exc:
         console.print(f"[red]{exc}[/]")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.monitor import SCHEMA, SERVICE, handlers, http
+from services.monitor import SCHEMA, SERVICE, handlers, http, signin
 from services.monitor.settings import MonitorSettings
 from shared.http.app import service_app
 from shared.http.server import serve
@@ -15,8 +15,9 @@ from shared.logging import configure_logging
 
 def create_app(settings: MonitorSettings, *, schema: str = SCHEMA) -> FastAPI:
     """The monitor app: counts sessions posted, offered and filled, charts the moves between
-    sectors, and shows both live. ``schema`` holds its figures (a test may use its own)."""
-    return service_app(
+    sectors, and shows both live, to signed-in ICB viewers, each their own region (a
+    national viewer every region). ``schema`` holds its figures (a test may use its own)."""
+    app = service_app(
         settings,
         service=SERVICE,
         schema=schema,
@@ -24,13 +25,22 @@ def create_app(settings: MonitorSettings, *, schema: str = SCHEMA) -> FastAPI:
         title="Fairshare monitor",
         description="The ICB's live dashboard of sessions, and of moves between sectors,"
         " per region and sector.",
-        routers=[http.router],
+        routers=[signin.router, http.router],
         handlers=handlers.handlers(),
     )
+    signin.install(app, settings)
+    return app
 
 
 def main() -> None:
     """Run the service until SIGINT or SIGTERM."""
     settings = MonitorSettings()
     configure_logging(SERVICE, settings.log_format)
-    serve(create_app(settings), host=settings.http_host, port=settings.http_port)
+    # Sign-in is rate limited per source address: uvicorn must not take the address
+    # from an X-Forwarded-For header, which anyone on loopback could send.
+    serve(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        proxy_headers=False,
+    )

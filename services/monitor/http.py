@@ -1,4 +1,5 @@
-"""HTTP adapter: the dashboard page and the JSON it polls."""
+"""HTTP adapter: the dashboard page and the JSON it polls, each for a signed-in viewer
+(``services/monitor/signin.py``) and only for the regions that viewer may see."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from services.monitor import repository
+from services.monitor.access import Viewer, may_see, scope
 from services.monitor.domain import (
     COUNTED,
     DrainAlert,
@@ -19,7 +21,9 @@ from services.monitor.domain import (
     drain_window_start,
     sector_label,
 )
+from services.monitor.signin import SignedIn, SignedInPage
 from shared.catalogue import REGION_PATTERN
+from shared.http.problems import Problem
 from shared.runtime import Runtime
 
 router = APIRouter()
@@ -36,21 +40,65 @@ def _runtime(request: Request) -> Runtime:
     return runtime
 
 
+RegionQuery = Annotated[
+    str | None,
+    Query(
+        pattern=REGION_PATTERN,
+        description="ICB code of one region (e.g. QOP); every region you may see when left out.",
+    ),
+]
+_REFUSED: dict[int | str, dict[str, Any]] = {403: {"description": "A region you may not see."}}
+
+
+def _region(viewer: Viewer, asked: str | None) -> str | None:
+    """The one region to answer for (None: every region), or 403 for a region the viewer
+    may not see. A regional viewer who names none gets their own."""
+    if asked is None:
+        return scope(viewer)
+    if not may_see(viewer, asked):
+        raise Problem(403, f"You may see region {viewer.region} only, not {asked}.")
+    return asked
+
+
 @router.get("/", response_class=HTMLResponse, summary="The ICB's live dashboard")
-async def dashboard() -> HTMLResponse:
-    """A self-contained page that polls ``/api/counts``, ``/api/recent`` and ``/api/drain``."""
+async def dashboard(viewer: SignedInPage) -> HTMLResponse:
+    """A self-contained page that polls ``/api/counts``, ``/api/recent`` and ``/api/drain``
+    (a browser without a live session is sent to ``/signin``)."""
+    del viewer  # the page is the same for all; what it fetches is each viewer's own
     return HTMLResponse(_PAGE, headers=_NO_STORE)
 
 
-@router.get("/api/counts", summary="Sessions posted, offered and filled per region and sector")
-async def counts(request: Request, response: Response) -> list[dict[str, Any]]:
+@router.get("/api/me", summary="Who is signed in, and what they may see")
+async def me(viewer: SignedIn, response: Response) -> dict[str, Any]:
+    """The viewer's id and name, whether they see every region (``national``), and their
+    ``home_region`` (the one region a regional viewer sees)."""
+    response.headers.update(_NO_STORE)
+    return {
+        "viewer_id": str(viewer.id),
+        "name": viewer.name,
+        "national": viewer.national,
+        "home_region": viewer.region,
+    }
+
+
+@router.get(
+    "/api/counts",
+    summary="Sessions posted, offered and filled per region and sector",
+    responses=_REFUSED,
+)
+async def counts(
+    request: Request, response: Response, viewer: SignedIn, region: RegionQuery = None
+) -> list[dict[str, Any]]:
     """Every region's sectors in display order, zero rows included: sessions posted,
     offered (ever), filled (now), cancelled by the organisation, started unfilled,
     late cancellations by the organisation (``late_cancelled``) and bookings given up
     late by clinicians (``late_given_up``, both within 48 hours of the start), and the
-    fill rate: filled over posted less cancelled (null when none is wanted)."""
+    fill rate: filled over posted less cancelled (null when none is wanted).
+
+    Only the regions the viewer may see."""
     response.headers.update(_NO_STORE)
-    view = build_dashboard(await repository.all_counts(_runtime(request).pool))
+    pool = _runtime(request).pool
+    view = build_dashboard(await repository.all_counts(pool, region=_region(viewer, region)))
     return [
         {
             "region": row.region,
@@ -64,14 +112,18 @@ async def counts(request: Request, response: Response) -> list[dict[str, Any]]:
     ]
 
 
-@router.get("/api/recent", summary="The latest session events, newest first")
+@router.get("/api/recent", summary="The latest session events, newest first", responses=_REFUSED)
 async def recent(
     request: Request,
     response: Response,
+    viewer: SignedIn,
     limit: Annotated[int, Query(ge=1, le=repository.RECENT_KEPT)] = 10,
+    region: RegionQuery = None,
 ) -> list[dict[str, Any]]:
-    """What just happened: stage, region, sector and when (no ids, nothing personal)."""
+    """What just happened: stage, region, sector and when (no ids, nothing personal), in
+    the regions the viewer may see."""
     response.headers.update(_NO_STORE)
+    pool = _runtime(request).pool
     return [
         {
             "stage": a.stage.value,
@@ -80,7 +132,7 @@ async def recent(
             "sector_label": sector_label(a.sector),
             "occurred_at": a.occurred_at.isoformat(),
         }
-        for a in await repository.recent(_runtime(request).pool, limit=limit)
+        for a in await repository.recent(pool, limit=limit, region=_region(viewer, region))
     ]
 
 
@@ -130,27 +182,25 @@ def _region_json(view: RegionDrain) -> dict[str, Any]:
     }
 
 
-@router.get("/api/drain", summary="Hours moved between sectors per region, over 28 days")
+@router.get(
+    "/api/drain",
+    summary="Hours moved between sectors per region, over 28 days",
+    responses=_REFUSED,
+)
 async def drain(
-    request: Request,
-    response: Response,
-    region: Annotated[
-        str | None,
-        Query(
-            pattern=REGION_PATTERN,
-            description="ICB code of one region (e.g. QOP); every region when left out.",
-        ),
-    ] = None,
+    request: Request, response: Response, viewer: SignedIn, region: RegionQuery = None
 ) -> list[dict[str, Any]]:
     """Per region and sector over the rolling 28 days: hours moved out, hours moved in,
     net outflow (out minus in, what matching's cap holds), the cap in percent (from the
     region's last `policy.changed`, else 10) and the latest drain alert, with a from→to
     matrix of hours. As in matching, moves already booked after today count now.
 
-    A region asked for by code is answered even if nothing has moved there (all zero).
+    A region asked for by code is answered even if nothing has moved there (all zero),
+    as is a regional viewer's own region. Only the regions the viewer may see.
     """
     response.headers.update(_NO_STORE)
     pool = _runtime(request).pool
+    region = _region(viewer, region)
     now = datetime.now(UTC)
     views = build_drain(
         await repository.flows(pool, since=drain_window_start(now), region=region),

@@ -46,20 +46,26 @@ async def add_recent(conn: Conn, events: list[tuple[uuid.UUID, Activity]]) -> No
     )
 
 
-async def all_counts(conn: Conn | asyncpg.Pool) -> list[SectorCounts]:
-    """Every region's counts, by region then sector."""
+async def all_counts(conn: Conn | asyncpg.Pool, *, region: str | None = None) -> list[SectorCounts]:
+    """Every region's counts (or only ``region``'s), by region then sector."""
     rows = await conn.fetch(
-        f"SELECT region, sector, {', '.join(COUNTED)} FROM sector_counts ORDER BY region, sector"
+        f"SELECT region, sector, {', '.join(COUNTED)} FROM sector_counts"
+        " WHERE $1::text IS NULL OR region = $1 ORDER BY region, sector",
+        region,
     )
     return [SectorCounts(r["region"], r["sector"], *(r[c] for c in COUNTED)) for r in rows]
 
 
-async def recent(conn: Conn | asyncpg.Pool, *, limit: int) -> list[Activity]:
-    """The newest ``limit`` events, newest first."""
+async def recent(
+    conn: Conn | asyncpg.Pool, *, limit: int, region: str | None = None
+) -> list[Activity]:
+    """The newest ``limit`` events (of ``region`` only, if given), newest first."""
     rows = await conn.fetch(
         "SELECT stage, region, sector, occurred_at FROM recent_events"
+        " WHERE $2::text IS NULL OR region = $2"
         " ORDER BY occurred_at DESC, event_id LIMIT $1",
         limit,
+        region,
     )
     return [Activity(Stage(r["stage"]), r["region"], r["sector"], r["occurred_at"]) for r in rows]
 

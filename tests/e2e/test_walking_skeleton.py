@@ -166,6 +166,11 @@ async def test_signed_session_is_filled_end_to_end(
         await _until(booked)
 
     async with httpx.AsyncClient(base_url=system.url("monitor"), timeout=10) as monitor:
+        assert (await monitor.get("/api/counts")).status_code == 401
+        # The national viewer's code `fairshare dev` printed at start-up.
+        dev_code = system.log.read_text().split("monitor invite code: ")[1].split()[0]
+        signed_in = await monitor.post("/signin", data={"code": dev_code})
+        assert signed_in.status_code == 303, signed_in.text
 
         async def counted() -> dict[str, Any] | None:
             for row in (await monitor.get("/api/counts")).json():
@@ -180,11 +185,33 @@ async def test_signed_session_is_filled_end_to_end(
         browser = await launch_chromium(p)
         page = await browser.new_page(viewport={"width": 1200, "height": 800})
         await page.goto(system.url("monitor") + "/")
+        # Not signed in: the form. A viewer of this region, as an ICB would invite one.
+        assert page.url.endswith("/signin")
+        invited = system.cli("icb", "invite", "--region", region, "--name", "Workforce team")
+        await page.get_by_label("Invite code").fill(invited.split("invite code: ")[1].split()[0])
+        await page.get_by_role("button", name="Sign in").click()
+        await page.wait_for_url(system.url("monitor") + "/")
         cell = page.get_by_test_id(f"count-{region}-general_practice-filled")
         await cell.wait_for(timeout=15000)
         assert (await cell.inner_text()).strip() == "1"
+        who = page.get_by_test_id("who")
+        assert (await who.inner_text()).strip() == f"Signed in as Workforce team · region {region}"
         await page.screenshot(path=str(artifacts_dir / "monitor-dashboard.png"), full_page=True)
         await browser.close()
+
+    # The sign-in limit is per connection address: a different X-Forwarded-For on each
+    # attempt (all from 127.0.0.1) must not buy a fresh allowance (5 at once).
+    async with httpx.AsyncClient(base_url=system.url("monitor"), timeout=10) as monitor:
+        statuses = [
+            (
+                await monitor.post(
+                    "/signin", data={"code": "NOT-A-REAL-CODE"}, headers={"x-forwarded-for": ip}
+                )
+            ).status_code
+            for ip in (f"203.0.113.{n}" for n in range(1, 8))
+        ]
+        assert 429 in statuses, statuses
+        assert set(statuses) <= {401, 429}, statuses
 
 
 def test_ctrl_c_leaves_no_process_behind(tmp_path: Path) -> None:

@@ -17,9 +17,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.monitor import SCHEMA, SERVICE, http
+from services.monitor import SCHEMA, SERVICE, http, viewers
 from services.monitor.handlers import handlers
 from services.monitor.settings import MonitorSettings
+from services.monitor.signin import COOKIE
 from shared.db.pool import create_pool
 from shared.events import EVENTS, new_envelope, topic_for
 from shared.messaging.consumer import EventConsumer
@@ -177,14 +178,30 @@ async def test_an_unreadable_message_is_dead_lettered_and_not_counted(
     assert await _counts(pool, region) == {}
 
 
+async def _national_session(pool: asyncpg.Pool) -> str:
+    """A national viewer's session token: the routes answer only signed-in viewers
+    (test_monitor_access.py checks who else they refuse)."""
+    now = datetime.now(UTC)
+    async with pool.acquire() as conn:
+        viewer = await viewers.add_viewer(conn, name="Test viewer", region=None, national=True)
+        code = await viewers.invite(conn, viewer.id, now=now)
+    signed = await viewers.sign_in(pool, code, now=now, session_ttl=timedelta(hours=1))
+    assert signed is not None
+    return signed[1]
+
+
 @pytest.fixture
 async def client(pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
-    """The monitor's router on a bare app whose runtime is only a pool (no Kafka)."""
+    """The monitor's router on a bare app whose runtime is only a pool (no Kafka), signed
+    in as a national viewer."""
     app = FastAPI()
     app.include_router(http.router)
     app.state.runtime = SimpleNamespace(pool=pool)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://monitor") as c:
+    cookies = {COOKIE: await _national_session(pool)}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://monitor", cookies=cookies
+    ) as c:
         yield c
 
 

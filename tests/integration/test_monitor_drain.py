@@ -23,9 +23,10 @@ from playwright.async_api import async_playwright
 from pydantic import BaseModel
 
 from fairshare.infra import free_port
-from services.monitor import SCHEMA, SERVICE, http
+from services.monitor import SCHEMA, SERVICE, http, viewers
 from services.monitor.handlers import handlers
 from services.monitor.settings import MonitorSettings
+from services.monitor.signin import COOKIE
 from shared.catalogue import Sector
 from shared.db.pool import create_pool
 from shared.events import (
@@ -79,6 +80,18 @@ def _app(pool: asyncpg.Pool) -> FastAPI:
     return app
 
 
+async def _national_session(pool: asyncpg.Pool) -> str:
+    """A national viewer's session token: the routes answer only signed-in viewers
+    (test_monitor_access.py checks who else they refuse)."""
+    now = datetime.now(UTC)
+    async with pool.acquire() as conn:
+        viewer = await viewers.add_viewer(conn, name="Test viewer", region=None, national=True)
+        code = await viewers.invite(conn, viewer.id, now=now)
+    signed = await viewers.sign_in(pool, code, now=now, session_ttl=timedelta(hours=1))
+    assert signed is not None
+    return signed[1]
+
+
 @pytest.fixture
 async def pool(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
     """A pool on the monitor's schema, migrated (migrations are idempotent across tests)."""
@@ -97,9 +110,12 @@ def consumer(pool: asyncpg.Pool) -> EventConsumer:
 
 @pytest.fixture
 async def client(pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client on the monitor's routes."""
+    """An HTTP client on the monitor's routes, signed in as a national viewer."""
     transport = httpx.ASGITransport(app=_app(pool))
-    async with httpx.AsyncClient(transport=transport, base_url="http://monitor") as c:
+    cookies = {COOKIE: await _national_session(pool)}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://monitor", cookies=cookies
+    ) as c:
         yield c
 
 
@@ -393,12 +409,14 @@ async def test_the_page_shows_the_net_hours_and_the_alert_badge(
     ):
         await consumer.handle(*_message(move, region))
     await consumer.handle(*_message(_alert(PHARMACY, 87.5), region))
+    session = {"name": COOKIE, "value": await _national_session(page_pool), "url": monitor_url}
 
     async with async_playwright() as p:
         browser = await launch_chromium(p)
         try:
             for name, width, height in (("desktop", 1200, 800), ("phone", 390, 844)):
                 page = await browser.new_page(viewport={"width": width, "height": height})
+                await page.context.add_cookies([session])
                 await page.goto(monitor_url + "/")
                 net = page.get_by_test_id(f"drain-{region}-{PHARMACY}-net")
                 await net.wait_for(timeout=15000)

@@ -20,7 +20,7 @@ import string
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,7 +32,7 @@ from fastapi import FastAPI
 from typer.testing import CliRunner
 
 from fairshare.cli import app as cli
-from fairshare.consistency import CONSUMES
+from fairshare.consistency import CONSUMES, service_counts, snapshot
 from fairshare.services import migrate_all
 from services.bank import SCHEMA as BANK
 from services.bank.admin import add_clinician
@@ -43,6 +43,7 @@ from services.matching import SCHEMA as MATCHING
 from services.matching.admin import set_policy
 from services.matching.app import create_app as matching_app
 from services.matching.settings import MatchingSettings
+from services.monitor import viewers
 from services.monitor.app import create_app as monitor_app
 from services.monitor.handlers import handlers
 from services.monitor.settings import MonitorSettings
@@ -181,11 +182,25 @@ async def running_system(infra: Infra, prefix: str, schema: str) -> AsyncIterato
             return httpx.AsyncClient(transport=transport, base_url=f"http://{name}")
 
         async with client("vacancies") as v, client("bank") as b, client("monitor") as m:
+            await _sign_in_to_monitor(infra, schema, m)
             region = "".join(random.choices(string.ascii_uppercase + string.digits, k=3))
             yield Day(infra, region, prefix, schema, apps, v, b, m)
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _sign_in_to_monitor(infra: Infra, schema: str, monitor: httpx.AsyncClient) -> None:
+    """The monitor answers only signed-in viewers: a national one, through its form."""
+    conn = await connect(infra.dsn, schema)
+    try:
+        async with conn.transaction():
+            viewer = await viewers.add_viewer(conn, name="Scripted day", region=None, national=True)
+            code = await viewers.invite(conn, viewer.id, now=datetime.now(UTC))
+    finally:
+        await conn.close()
+    signed = await monitor.post("/signin", data={"code": code})
+    assert signed.status_code == 303, signed.text
 
 
 async def _set_up(day: Day, start: datetime) -> None:
@@ -344,38 +359,19 @@ async def _settled(day: Day) -> list[str]:
 
 
 async def _truth(day: Day) -> dict[str, Any]:
-    """The figures as the services' own tables give them (vacancies for the sessions,
-    matching for offers and moves, the bank for clinicians' late cancellations)."""
-    rows = await day.fetch(
-        VACANCIES,
-        "SELECT site.sector, count(*) AS posted,"
-        " count(*) FILTER (WHERE s.status = 'filled') AS filled,"
-        " count(*) FILTER (WHERE s.status = 'cancelled') AS cancelled,"
-        " count(*) FILTER (WHERE s.status = 'unfilled') AS unfilled,"
-        " count(*) FILTER (WHERE s.status = 'cancelled' AND s.cancelled_late) AS late_cancelled"
-        " FROM sessions s JOIN organisations poster ON poster.ods_code = s.organisation"
-        " JOIN organisations site ON site.ods_code = s.site"
-        " WHERE poster.region = $1 GROUP BY site.sector",
-        day.region,
-    )
-    sectors = {r["sector"]: dict(r) for r in rows}
-    for r in await day.fetch(
-        MATCHING,
-        "SELECT s.sector, count(DISTINCT o.session_id) AS offered FROM offers o"
-        " JOIN sessions s ON s.id = o.session_id WHERE s.region = $1 GROUP BY s.sector",
-        day.region,
-    ):
-        sectors[r["sector"]]["offered"] = r["offered"]
-    for figures in sectors.values():
-        figures.setdefault("offered", 0)
-        wanted = figures["posted"] - figures["cancelled"]
-        figures["fill_rate"] = figures["filled"] / wanted if wanted else None
-    booked = await day.fetchval(
-        MATCHING,
-        "SELECT count(*) FROM bookings b JOIN sessions s ON s.id = b.session_id"
-        " WHERE s.region = $1",
-        day.region,
-    )
+    """The figures as the services' own tables give them: per sector as ``fairshare
+    check`` works them out (vacancies for the sessions, matching for offers), matching
+    for moves, the bank for clinicians' late cancellations."""
+    snap = await snapshot(day.infra.dsn)
+    sectors: dict[str, dict[str, Any]] = {}
+    for (region, sector), counts in service_counts(snap).items():
+        if region != day.region:
+            continue
+        figures = {k: v for k, v in asdict(counts).items() if k != "region"}
+        wanted = counts.posted - counts.cancelled
+        sectors[sector] = figures | {"fill_rate": counts.filled / wanted if wanted else None}
+    ours = {m.id for m in snap.matching_sessions if m.region == day.region}
+    booked = sum(b.session_id in ours for b in snap.bookings)
     assert booked == sum(f["filled"] for f in sectors.values()), "matching and vacancies differ"
     moves = await day.fetch(
         MATCHING,
