@@ -364,14 +364,15 @@ class _Planner:
                     self.take(i)
 
     def relax(self) -> None:
-        """3. Large problems: each working day's LP relaxation (``relaxation``: every rule
-        but the 11 hours' rest and home first), in day order, each session's best
-        ``RELAX_TOP_K`` clinicians; its nearly whole solution is taken pair by pair,
-        surest first, where the clinician is still free, and the next day's LP counts
-        what was taken toward the 48 hours and the caps. The later stages put right
-        what it could not see. (Measured on the benchmark's weeks, before the improving
-        stage: at 10,000 sessions 9,534 filled in 6.6 s where the flow's path filled
-        9,345 in 3.4 s, of at most 9,557; the whole week's LP at once took 15 s.)"""
+        """3. Large problems: the LP relaxation (``relaxation``: every rule but the 11
+        hours' rest and home first) over each session's best ``RELAX_TOP_K`` clinicians,
+        whole up to ``RELAX_WHOLE_MAX_PAIRS`` of them, else one working day at a time in
+        day order; its nearly whole solution is taken pair by pair, surest first, where
+        the clinician is still free, and the next day's LP counts what was taken toward
+        the 48 hours and the caps. The later stages put right what it could not see.
+        (Measured on the benchmark's weeks, before the improving stage: at 10,000
+        sessions 9,534 filled in 6.6 s where the flow's path filled 9,345 in 3.4 s, of
+        at most 9,557; the whole week's LP at once took 15 s.)"""
         problem = self.problem
         if not (
             problem.global_flow
