@@ -1,5 +1,6 @@
-# Everything a fresh machine needs comes from here: a virtualenv, the project, and
-# Debian's chromium for the browser tests. Nothing is installed by hand.
+# Everything a fresh machine needs comes from here: a virtualenv, the project, Debian's
+# chromium for the browser tests and Debian's prometheus (with promtool) for the checks
+# of deploy/prometheus/ and the scrape test. Nothing is installed by hand.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -18,6 +19,12 @@ $(STAMP): pyproject.toml
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null
 
+# Without its recommended node exporter: a host daemon the tests have no use for.
+/usr/bin/promtool:
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+		prometheus >/dev/null
+
 setup: $(STAMP)
 
 run: $(STAMP)
@@ -30,16 +37,16 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) /usr/bin/promtool
 	$(BIN)/pytest tests/unit -q
 
 integration: $(STAMP)
 	$(BIN)/pytest tests/integration -q
 
-e2e: $(STAMP) /usr/bin/chromium
+e2e: $(STAMP) /usr/bin/chromium /usr/bin/promtool
 	$(BIN)/pytest tests/e2e -q
 
-test: $(STAMP) /usr/bin/chromium lint types
+test: $(STAMP) /usr/bin/chromium /usr/bin/promtool lint types
 	$(BIN)/pytest -q --durations=15
 
 asyncapi: $(STAMP)

@@ -26,6 +26,7 @@ from shared.messaging.consumer import EventConsumer, Handler
 from shared.messaging.emitter import Emitter
 from shared.messaging.kafka import KafkaPublisher, make_broker
 from shared.messaging.topics import ensure_topics, keep_topics
+from shared.metrics import Metrics
 from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -118,6 +119,7 @@ async def running(
     migrations_dir: Path,
     emitter: Emitter,
     handlers: dict[str, Handler] | None = None,
+    metrics: Metrics | None = None,
 ) -> AsyncIterator[Runtime]:
     """Run the service's infrastructure for the duration of the context."""
     applied = await migrate(settings, schema=schema, migrations_dir=migrations_dir)
@@ -137,6 +139,7 @@ async def running(
             topic_prefix=settings.topic_prefix,
             max_attempts=settings.consumer_max_attempts,
             retry_delay_s=settings.consumer_retry_s,
+            metrics=metrics or Metrics(),
         )
         consumer.subscribe(broker)
     await broker.start()

@@ -90,3 +90,12 @@ class ServiceSettings(BaseSettings):
         validation_alias=AliasChoices("FAIRSHARE_LAG_CHECK_S"),
         description="How often a consumer measures its lag and checks its positions.",
     )
+    metrics_ttl_s: float = Field(
+        default=1.0,
+        ge=0,
+        validation_alias=AliasChoices("FAIRSHARE_METRICS_TTL_S"),
+        description=(
+            "How long /metrics reuses the figures that cost a query or a broker round trip"
+            " (outbox backlog, consumer lag, business gauges), however many scrape it."
+        ),
+    )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.matching import SCHEMA, SERVICE, handlers
+from services.matching import SCHEMA, SERVICE, gauges, handlers
 from services.matching.plan_worker import PlanWorker
 from services.matching.planning import Pacer
 from services.matching.settings import MatchingSettings
@@ -54,6 +54,7 @@ def create_app(settings: MatchingSettings) -> FastAPI:
             emitter_for(settings, service=SERVICE, schema=SCHEMA), debounce_s=settings.debounce_s
         ),
         background=[planning],
+        gauges=[gauges.register],
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +27,11 @@ from shared.events import (
 from shared.messaging.emitter import Emitter
 
 log = structlog.get_logger(__name__)
+
+# Each sector's net outflow over its cap (1 = at the cap), as check_alerts last worked it
+# out in this process: on every move, and for every region on each sweep. /metrics reads
+# it here (services/matching/gauges.py) rather than working every region out again.
+DRAIN_SHARES: dict[tuple[str, Sector], float] = {}
 
 
 async def session_moved(
@@ -216,10 +222,11 @@ async def check_alerts(
     standing = await repo.alerted_sectors(conn, region)
     raised = []
     for sector, balance in balances.items():
+        cap = cap_hours(policy, sector, balance)
+        _note_share(region, sector, balance.offered_hours, balance.net_out_hours, cap)
         over = balance.offered_hours > 0 and past_alert(policy, sector, balance)
         if over == (sector in standing):
             continue
-        cap = cap_hours(policy, sector, balance)
         figures: dict[str, Any] = {
             "sector": sector,
             "net_out_hours": round(balance.net_out_hours, 2),
@@ -235,3 +242,14 @@ async def check_alerts(
         if over:
             raised.append(sector)
     return raised
+
+
+def _note_share(region: str, sector: Sector, offered: float, net_out: float, cap: float) -> None:
+    """Keep the sector's share of its cap for /metrics; none while it offered no hours
+    (no alert is raised then either). A cap of nothing is passed by any outflow."""
+    if offered <= 0:
+        DRAIN_SHARES.pop((region, sector), None)
+    elif cap > 0:
+        DRAIN_SHARES[region, sector] = net_out / cap
+    else:
+        DRAIN_SHARES[region, sector] = math.inf if net_out > 0 else 0.0

@@ -337,6 +337,20 @@ async def regions_with_open_sessions(conn: asyncpg.Pool, now: datetime) -> list[
     return [r["region"] for r in rows]
 
 
+async def open_session_counts(
+    pool: asyncpg.Pool, now: datetime, soon: timedelta
+) -> list[tuple[str, int, int]]:
+    """Per region with any: sessions open and not started, and how many of them start
+    within ``soon`` (for /metrics; the partial index on open sessions serves it)."""
+    rows = await pool.fetch(
+        "SELECT region, count(*) AS open, count(*) FILTER (WHERE starts_at <= $2) AS soon"
+        " FROM sessions WHERE status = 'open' AND starts_at > $1 GROUP BY region",
+        now,
+        now + soon,
+    )
+    return [(r["region"], r["open"], r["soon"]) for r in rows]
+
+
 async def regions_holding(conn: asyncpg.Pool, now: datetime) -> list[str]:
     """Regions with something left to plan whose policy holds offers back
     (``hold_beyond_h``): those the daily planning round plans."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.monitor import SCHEMA, SERVICE, handlers, http, signin
+from services.monitor import SCHEMA, SERVICE, gauges, handlers, http, signin
 from services.monitor.settings import MonitorSettings
 from shared.http.app import service_app
 from shared.http.server import serve
@@ -27,6 +27,7 @@ def create_app(settings: MonitorSettings, *, schema: str = SCHEMA) -> FastAPI:
         " per region and sector.",
         routers=[signin.router, http.router],
         handlers=handlers.handlers(),
+        gauges=[gauges.register],
     )
     signin.install(app, settings)
     return app

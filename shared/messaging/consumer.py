@@ -40,6 +40,7 @@ from shared.db.outbox import Publisher
 from shared.db.types import Conn
 from shared.events.envelope import Envelope
 from shared.events.registry import EVENTS, dead_letter_topic, stream_for, topic_for
+from shared.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
@@ -257,6 +258,8 @@ class EventConsumer:
     max_batch: int = 500
     progress: Progress = field(default_factory=Progress)
     subscriber: Any = None
+    # Counts per topic and outcome, handler latency, dead letters (shared/metrics.py).
+    metrics: Metrics = field(default_factory=Metrics)
     _attempts: dict[uuid.UUID, int] = field(default_factory=dict, repr=False)
     # Records already parked: a batch rewound for another message's retry brings them
     # back, and they should reach the dead-letter topic once, not once per retry.
@@ -310,9 +313,12 @@ class EventConsumer:
         """
         started = time.perf_counter()
         work: list[tuple[Any, Envelope[Any], Handler]] = []
+        # (topic, outcome) counts, added to the metrics once per batch, not per record.
+        tally: Counter[tuple[str, str]] = Counter()
         for record in records:
             if self._not_ours(record):
                 self.progress.passed_over += 1
+                tally[record.topic, "passed_over"] += 1
                 continue
             try:
                 envelope = parse(record.topic.removeprefix(self.topic_prefix), record.value)
@@ -323,8 +329,11 @@ class EventConsumer:
             handler = self.handlers.get(envelope.type)
             if handler is None:
                 self.progress.passed_over += 1
+                tally[record.topic, "passed_over"] += 1
                 continue
             work.append((record, envelope, handler))
+        self.metrics.count(tally)
+        tally.clear()
         if not work:
             self.progress.moved()
             return
@@ -337,10 +346,12 @@ class EventConsumer:
                     conn, [(envelope.event_id, envelope.type) for _, envelope, _ in work]
                 )
                 for handler, envelopes in _runs(work, new, fresh):
+                    run_started = time.perf_counter()
                     if isinstance(handler, Batched):
                         await handler.many(conn, envelopes)
                     else:
                         await handler(conn, envelopes[0])
+                    self.metrics.handler_took(envelopes[0].type, time.perf_counter() - run_started)
         except Exception as exc:
             log.warning(
                 "batch failed; handling its messages one by one",
@@ -372,6 +383,9 @@ class EventConsumer:
         self.progress.handled += sum(fresh)
         self.progress.duplicates += len(fresh) - sum(fresh)
         self.progress.moved()
+        for (record, _, _), claimed in zip(work, fresh, strict=True):
+            tally[record.topic, "handled" if claimed else "duplicate"] += 1
+        self.metrics.count(tally)
 
     def _not_ours(self, record: Any) -> bool:
         """Whether the record's ``event-type`` header names a type of its stream that this
@@ -402,6 +416,7 @@ class EventConsumer:
         if handler is None:
             self.progress.passed_over += 1
             self.progress.moved()
+            self._count(topic, "passed_over")
             return False  # on a stream we read, but another service's business
         with structlog.contextvars.bound_contextvars(
             event_id=str(envelope.event_id),
@@ -415,14 +430,20 @@ class EventConsumer:
                         conn, event_id=envelope.event_id, event_type=envelope.type
                     )
                     if fresh:
+                        handler_started = time.perf_counter()
                         await handler(conn, envelope)
+                        self.metrics.handler_took(
+                            envelope.type, time.perf_counter() - handler_started
+                        )
             except Exception as exc:
+                self._count(topic, "failed")
                 return await self._failed(exc, envelope, topic, key, body, record)
             self._attempts.pop(envelope.event_id, None)
             if fresh:
                 self.progress.handled += 1
             else:
                 self.progress.duplicates += 1
+            self._count(topic, "handled" if fresh else "duplicate")
             self.progress.moved()
             log.info(
                 "event handled" if fresh else "duplicate event ignored",
@@ -549,4 +570,8 @@ class EventConsumer:
                 self._parked.popitem(last=False)
         self.progress.dead_lettered += 1
         self.progress.moved()
+        self.metrics.dead_lettered(topic)
         log.warning("message dead-lettered", source_topic=topic, reason=reason[:300])
+
+    def _count(self, topic: str, outcome: str) -> None:
+        self.metrics.count({(topic, outcome): 1})

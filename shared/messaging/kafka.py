@@ -98,6 +98,14 @@ class KafkaPublisher:
             self._reader = reader
         return self._reader
 
+    async def offsets_reader(self) -> AIOKafkaConsumer:
+        """The group-less consumer kept for reading the broker's offsets (ListOffsets).
+
+        It never fetches, so its requests are answered at once: on a fetching consumer's
+        connection a ListOffsets waits behind the fetch's long poll (500 ms, measured).
+        """
+        return await self._started_reader()
+
     async def ping(self) -> None:
         """Ask the broker for its topics: raises if it does not answer."""
         reader = await self._started_reader()

@@ -1,13 +1,17 @@
 """The whole system as processes: a signed session is filled end to end, the monitor
-page shows it, and Ctrl-C leaves no process behind."""
+page shows it, a real Prometheus scrapes every service, and Ctrl-C leaves no process
+behind."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 import signal
+import string
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,8 +20,10 @@ import httpx
 import psutil
 import pytest
 from playwright.async_api import async_playwright
+from standardwebhooks import Webhook
 
-from tests.e2e.system import DevSystem, launch_chromium, start_system, stop_system
+from tests.e2e.prometheus_support import running_prometheus
+from tests.e2e.system import SERVICES, DevSystem, launch_chromium, start_system, stop_system
 
 pytestmark = pytest.mark.e2e
 
@@ -212,6 +218,98 @@ async def test_signed_session_is_filled_end_to_end(
         ]
         assert 429 in statuses, statuses
         assert set(statuses) <= {401, 429}, statuses
+
+
+async def test_a_real_prometheus_scrapes_every_service(system: DevSystem, tmp_path: Path) -> None:
+    """Debian's Prometheus, scraping every second with the deploy's alert rules: every
+    service is up within 20 s; a session posted for the next hours is counted where it
+    went (the web hook's route template, matching's and the monitor's consumers, the
+    handler histogram, matching's open sessions and those starting within a day, the
+    monitor's figures); lag is reported per partition and outbox backlog per service,
+    both drained to 0; every alert rule evaluates without error."""
+    region = "".join(random.choices(string.ascii_uppercase, k=3))
+    ods = "M" + uuid.uuid4().hex[:5].upper()
+    with running_prometheus(system, tmp_path) as prom:
+        # Posted while Prometheus finds its targets (it applies them after 5 s): counters
+        # keep what happened before the first scrape.
+        secret = system.cli(
+            "org", "add", "--ods", ods, "--name", "Scraped Surgery",
+            "--sector", "general_practice", "--region", region, "--lat", "53.48", "--lon", "-2.24",
+        ).split("webhook secret: ")[1].split()[0]  # fmt: skip
+        start = (datetime.now(UTC) + timedelta(hours=5)).replace(microsecond=0)
+        body = json.dumps(
+            {
+                "type": "session.posted",
+                "timestamp": datetime.now(UTC).isoformat(),
+                "data": {
+                    "external_id": "scraped-1",
+                    "role": "gp",
+                    "starts_at": start.isoformat(),
+                    "ends_at": (start + timedelta(hours=4)).isoformat(),
+                },
+            }
+        )
+        msg_id, now = f"msg_{uuid.uuid4().hex}", datetime.now(UTC)
+        headers = {
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": Webhook(secret).sign(msg_id, now, body),
+            "content-type": "application/json",
+        }
+        async with httpx.AsyncClient(base_url=system.url("vacancies"), timeout=10) as vacancies:
+            posted = await vacancies.post(f"/webhooks/{ods}", content=body, headers=headers)
+        assert posted.status_code == 202, posted.text
+
+        async def all_up() -> bool:
+            up = await prom.query("up")
+            return sorted((s["labels"]["job"], s["value"]) for s in up) == [
+                (service, 1.0) for service in sorted(SERVICES)
+            ]
+
+        await prom.until("every service's target up", all_up, timeout_s=20)
+
+        expected: dict[str, Callable[[float], bool]] = {
+            'fairshare_http_requests_total{job="vacancies", route="/webhooks/{ods_code}",'
+            ' method="POST", status="202"}': lambda v: v >= 1,
+            'fairshare_messages_total{job="matching", topic="vacancies.events",'
+            ' outcome="handled"}': lambda v: v >= 1,
+            'fairshare_messages_total{job="monitor", topic="vacancies.events",'
+            ' outcome="handled"}': lambda v: v >= 1,
+            'fairshare_handler_duration_seconds_count{job="matching",'
+            ' event_type="session.posted"}': lambda v: v >= 1,
+            f'fairshare_open_sessions{{job="matching", region="{region}"}}': lambda v: v == 1,
+            f'fairshare_open_sessions_starting_within_24h{{job="matching", region="{region}"}}': (
+                lambda v: v == 1
+            ),
+            f'fairshare_sessions{{job="monitor", region="{region}", sector="general_practice",'
+            ' figure="posted"}': lambda v: v == 1,
+            'sum(fairshare_outbox_backlog{job="vacancies"})': lambda v: v == 0,
+            'sum(fairshare_consumer_lag{job="monitor"})': lambda v: v == 0,
+        }
+        seen: dict[str, list[float]] = {}
+
+        async def as_expected() -> bool:
+            for promql in expected:
+                seen[promql] = [s["value"] for s in await prom.query(promql)]
+            return all(len(seen[q]) == 1 and ok(seen[q][0]) for q, ok in expected.items())
+
+        try:
+            await prom.until("the posted session in every series", as_expected, timeout_s=15)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nlast seen: {seen}") from exc
+
+        # Lag per partition: matching reads the bank's stream and vacancies', 4 each.
+        lag = await prom.query('fairshare_consumer_lag{job="matching"}')
+        partitions = {(s["labels"]["topic"], s["labels"]["partition"]) for s in lag}
+        assert partitions == {
+            (t, str(p)) for t in ("bank.events", "vacancies.events") for p in range(4)
+        }
+        ages = await prom.query("fairshare_outbox_oldest_unpublished_age_seconds")
+        assert sorted(s["labels"]["job"] for s in ages) == sorted(SERVICES)
+
+        rules = await prom.rules()
+        assert {r["name"] for r in rules} >= {"FairshareConsumerStuck", "FairshareSectorPastCap"}
+        assert [r["name"] for r in rules if r["health"] != "ok"] == []
 
 
 def test_ctrl_c_leaves_no_process_behind(tmp_path: Path) -> None:

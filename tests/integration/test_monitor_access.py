@@ -19,6 +19,7 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.routing import Mount
 from typer.testing import CliRunner
 
@@ -39,14 +40,17 @@ pytestmark = pytest.mark.integration
 MIGRATIONS = Path(http.__file__).with_name("migrations")
 HOUR = timedelta(hours=1)
 # What a stranger may reach: the sign-in form and its post, signing out (which needs no
-# session: without one it only clears the cookie), health checks for orchestrators, and
-# the API's description. Every other route the app has must ask for a session.
+# session: without one it only clears the cookie), health checks for orchestrators,
+# Prometheus's /metrics (a scraper can't sign in; it holds aggregates only and belongs
+# on the operators' network, see the test below), and the API's description. Every
+# other route the app has must ask for a session.
 PUBLIC = {
     ("GET", "/signin"),
     ("POST", "/signin"),
     ("POST", "/signout"),
     ("GET", "/health"),
     ("GET", "/health/live"),
+    ("GET", "/metrics"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
     ("GET", "/docs/oauth2-redirect"),
@@ -374,3 +378,36 @@ async def test_icb_commands_invite_list_and_revoke(infra: Infra, region: str) ->
             assert "is revoked" in again
     finally:
         await p.close()
+
+
+async def test_metrics_needs_no_sign_in_and_shows_only_figures_per_region_and_sector(
+    infra: Infra, pool: asyncpg.Pool, region: str
+) -> None:
+    """/metrics answers without a session, as Prometheus asks, with the page's figures
+    per region, sector and figure and nothing about anyone: no viewer's name, code or
+    session, and no label but region, sector and figure on the monitor's own series."""
+    other = _other_region(region)
+    await _seed(pool, region, other)
+    name = f"Viewer {uuid.uuid4().hex[:8]}"
+    async with pool.acquire() as conn:
+        viewer = await viewers.add_viewer(conn, name=name, region=region, national=False)
+        code = await viewers.invite(conn, viewer.id, now=datetime.now(UTC))
+    token = await _session(pool, region=region)
+    app = _app(infra, pool)
+    app.state.metrics.bind(SimpleNamespace(pool=pool, consumer=None, relay=None))
+    async with _client(app) as c:
+        answer = await c.get("/metrics")
+    assert answer.status_code == 200, answer.text
+    for secret in (name, code, code.replace("-", ""), token, str(viewer.id)):
+        assert secret not in answer.text
+    [family] = [
+        f for f in text_string_to_metric_families(answer.text) if f.name == "fairshare_sessions"
+    ]
+    for sample in family.samples:
+        assert set(sample.labels) == {"region", "sector", "figure"}, sample
+    posted = {
+        s.labels["region"]: s.value
+        for s in family.samples
+        if (s.labels["sector"], s.labels["figure"]) == ("dentistry", "posted")
+    }
+    assert posted == {region: 2, other: 2}
