@@ -70,13 +70,19 @@ def consumer(pool: asyncpg.Pool, dead_letters: RecordingPublisher) -> EventConsu
     )
 
 
+# One start for every event of the module: the monitor keeps a fill only if it was made
+# for the session's time as posted, so a start read afresh per event (crossing a second
+# between the post and the fill) made the fill look stale.
+START = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
+
+
 def _data(event_type: str, session_id: uuid.UUID, sector: str) -> dict[str, Any]:
     """Valid data for ``event_type``: the monitor reads only the session and its sector.
 
     The rest is filler, picked by name for the fields the event's model declares, so
     the test follows the contracts as they change (a field unknown here fails by name).
     """
-    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
+    start = START
     filler: dict[str, Any] = {
         "session_id": session_id,
         "sector": sector,
