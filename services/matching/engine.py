@@ -5,25 +5,30 @@
 1. ``build_pairs``: every pair the per-pair rules allow (``eligibility``), and per pair,
    in bulk, its session's need, nearness, continuity, whether it was tried before, and
    the live (untried) pairs grouped by session and by clinician.
-2. ``exact``: a problem small enough is solved exactly (CP-SAT, tier by tier); a plan
-   proven optimal is taken, and the flow and augmenting paths are skipped.
-3. ``flow``: otherwise a maximum, best-valued set of pairs is chosen globally (min-cost
-   flow); per clinician, overlaps and working-time breaches the flow couldn't see are
-   dropped (least valuable first). If a sector ends over its cap, its hours out are
-   priced and the flow solved once more (one Lagrangian step).
-4. ``repair``: until nothing changes, home-first breaches are swapped to the home
+2. ``exact``: a problem small enough is solved exactly (CP-SAT, in two lexicographic
+   stages); a plan proven optimal is taken, and the later global stages are skipped.
+3. ``relax``: a large problem starts from its LP relaxation (``relaxation``), solved
+   whole or a working day at a time, its nearly whole solution taken where it fits.
+4. ``flow``: otherwise (a mid-size problem not proven, or an LP not solved) a maximum,
+   best-valued set of pairs is chosen globally (min-cost flow); per clinician, overlaps
+   and working-time breaches the flow couldn't see are dropped (least valuable first).
+   If a sector ends over its cap, its hours out are priced and the flow solved once
+   more (one Lagrangian step).
+5. ``repair``: until nothing changes, home-first breaches are swapped to the home
    session or dropped, and sectors over their cap lose their longest outgoing move.
-5. ``fill``: each still-open session, most needed first, goes to its most valuable
+6. ``fill``: each still-open session, most needed first, goes to its most valuable
    clinician that breaks no rule.
-6. ``augment``: a session still open takes a clinician held by another session that can
+7. ``augment``: a session still open takes a clinician held by another session that can
    pass to someone else (augmenting paths, up to two sessions moved along).
-7. ``polish``: mid-size problems hand the heuristic's plan to CP-SAT as a starting point;
+8. ``improve``: large problems are re-planned exactly a window of time at a time, the
+   rest held (a large neighbourhood search), while the plan's time lasts.
+9. ``polish``: mid-size problems hand the heuristic's plan to CP-SAT as a starting point;
    ``keep_better`` then keeps the solver's plan if it is worth more.
-8. ``explain``: the proposals with their reasons and warnings, and why each session left
-   open is open.
+10. ``explain``: the proposals with their reasons and warnings, and why each session
+    left open is open.
 
-Every step that drops keeps all rules; the fill and augmenting steps only add what keeps
-them; so the plan obeys every hard rule whatever the flow chose.
+Every step that drops keeps all rules; the LP's and fill and augmenting steps only add
+what keeps them; so the plan obeys every hard rule whatever the LP or the flow chose.
 """
 
 from __future__ import annotations
@@ -58,12 +63,12 @@ FLOW_TOP_K = 32
 # filled 9,438, 24 filled 9,534 in 6.6 s, 32 filled 9,542 in 7.6 s), and the least
 # value of a pair in the LP's solution that is tried (almost all are 0 or 1).
 RELAX_TOP_K = 24
+RELAX_LEAST = 0.05
 # Up to this many candidate pairs, one LP over the whole horizon rather than a day at a
 # time: days share clinicians' 48 hours and rest. (2,000 sessions, about 45,000
 # candidates: default week 1,827 filled of 1,832, was 1,825; tight 1,807 of 1,807,
 # was 1,805. At 10,000 sessions, 229,000 candidates: one LP took 15 s, a day's 0.6 s.)
 RELAX_WHOLE_MAX_PAIRS = 100_000
-RELAX_LEAST = 0.05
 # How many of a session's best candidates the augmenting step tries (half as many at
 # the end of a chain), and how many sessions a chain may move along.
 AUGMENT_TRIES = 12
