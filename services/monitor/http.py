@@ -22,6 +22,7 @@ from services.monitor.domain import (
     sector_label,
 )
 from services.monitor.signin import SignedIn, SignedInPage
+from services.monitor.summary import Period, SectorPeriod, Summary, period_bounds, summarise
 from shared.catalogue import REGION_PATTERN
 from shared.http.problems import Problem
 from shared.runtime import Runtime
@@ -62,7 +63,8 @@ def _region(viewer: Viewer, asked: str | None) -> str | None:
 
 @router.get("/", response_class=HTMLResponse, summary="The ICB's live dashboard")
 async def dashboard(viewer: SignedInPage) -> HTMLResponse:
-    """A self-contained page that polls ``/api/counts``, ``/api/recent`` and ``/api/drain``
+    """A self-contained page that polls ``/api/summary``, ``/api/counts``, ``/api/recent``
+    and ``/api/drain``
     (a browser without a live session is sent to ``/signin``)."""
     del viewer  # the page is the same for all; what it fetches is each viewer's own
     return HTMLResponse(_PAGE, headers=_NO_STORE)
@@ -210,3 +212,65 @@ async def drain(
         regions=[region] if region else [],
     )
     return [_region_json(view) for view in views]
+
+
+def _figures_json(row: SectorPeriod) -> dict[str, Any]:
+    return {
+        "posted": row.posted,
+        "filled": row.filled,
+        "cancelled": row.cancelled,
+        "unfilled": row.unfilled,
+        "late_cancelled": row.late_cancelled,
+        "late_given_up": row.late_given_up,
+        "hours_filled": row.hours_filled,
+    }
+
+
+def _summary_json(summary: Summary) -> dict[str, Any]:
+    return {
+        "region": summary.region,
+        # The catalogue has codes only; a name goes here once it lists the ICBs'.
+        "region_name": None,
+        "period": summary.period.value,
+        "since": summary.since.isoformat(),
+        "until": summary.until.isoformat(),
+        **_figures_json(summary.totals),
+        "fill_rate": summary.fill_rate,
+        "sectors": [
+            {"sector": s.sector, "sector_label": sector_label(s.sector), **_figures_json(s)}
+            for s in summary.sectors
+        ],
+    }
+
+
+@router.get(
+    "/api/summary",
+    summary="Headline figures of a region for today, 7 or 28 days",
+    responses=_REFUSED,
+)
+async def summary(
+    request: Request,
+    response: Response,
+    viewer: SignedIn,
+    period: Annotated[
+        Period, Query(description="Whole days in England ending with today.")
+    ] = Period.TODAY,
+    region: RegionQuery = None,
+) -> list[dict[str, Any]]:
+    """Per region, of the sessions that start in the period (their latest start): posted,
+    filled now, the fill rate (filled over posted less cancelled), cancelled by the
+    organisation, started unfilled, late cancellations by the organisation
+    (``late_cancelled``) and by clinicians (``late_given_up``), and the hours of the
+    filled ones, in total and per sector.
+
+    A region asked for by code is answered even if it has no sessions (all zero), as is
+    a regional viewer's own; a national viewer naming none gets every region counted.
+    """
+    response.headers.update(_NO_STORE)
+    pool = _runtime(request).pool
+    region = _region(viewer, region)
+    regions = [region] if region else await repository.known_regions(pool)
+    since, until = period_bounds(period, datetime.now(UTC))
+    rows = await repository.period_sectors(pool, regions=regions, since=since, until=until)
+    views = summarise(rows, regions=regions, period=period, since=since, until=until)
+    return [_summary_json(view) for view in views]

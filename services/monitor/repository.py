@@ -16,6 +16,7 @@ from services.monitor.domain import (
     SectorCounts,
     Stage,
 )
+from services.monitor.summary import SectorPeriod
 from shared.db.types import Conn
 
 # Enough for any page's list; the table stays a few rows long however long we run.
@@ -68,6 +69,62 @@ async def recent(
         region,
     )
     return [Activity(Stage(r["stage"]), r["region"], r["sector"], r["occurred_at"]) for r in rows]
+
+
+async def known_regions(conn: Conn | asyncpg.Pool) -> list[str]:
+    """Every region the monitor has counted a session of, in code order."""
+    rows = await conn.fetch(
+        "SELECT region FROM sector_counts UNION"
+        " SELECT region FROM session_facts WHERE region IS NOT NULL ORDER BY region"
+    )
+    return [r["region"] for r in rows]
+
+
+# A session's start and end as vacancies last said them: its latest word that is not a
+# closing one (a cancellation repeats the session as it stood), else its closing word.
+# The kept figures say whether it is filled or cancelled now; only the time is read here.
+_CURRENT_TIMES = (
+    "SELECT (e->>'starts_at')::timestamptz AS starts_at,"
+    " (e->>'ends_at')::timestamptz AS ends_at"
+    " FROM jsonb_array_elements(f.facts->'stated') AS e"
+    " ORDER BY e->>'said' IN ('cancelled', 'unfilled'), (e->>'at')::timestamptz DESC,"
+    " e->>'event_id' DESC LIMIT 1"
+)
+
+
+async def period_sectors(
+    conn: Conn | asyncpg.Pool, *, regions: list[str], since: datetime, until: datetime
+) -> list[SectorPeriod]:
+    """Per region and sector, the figures of the sessions that start in [since, until)
+    and the hours of those filled now. A session vacancies has said nothing of yet has
+    no start to place it by and is left out (it is not posted either)."""
+    rows = await conn.fetch(
+        "SELECT f.region, f.sector, sum(f.posted) AS posted, sum(f.filled) AS filled,"
+        " sum(f.cancelled) AS cancelled, sum(f.unfilled) AS unfilled,"
+        " sum(f.late_cancelled) AS late_cancelled, sum(f.late_given_up) AS late_given_up,"
+        " coalesce(sum(extract(epoch FROM t.ends_at - t.starts_at) / 3600)"
+        " FILTER (WHERE f.filled > 0), 0)::float8 AS hours_filled"
+        f" FROM session_facts AS f CROSS JOIN LATERAL ({_CURRENT_TIMES}) AS t"
+        " WHERE f.region = ANY($1::text[]) AND t.starts_at >= $2 AND t.starts_at < $3"
+        " GROUP BY f.region, f.sector ORDER BY f.region, f.sector",
+        regions,
+        since,
+        until,
+    )
+    return [
+        SectorPeriod(
+            r["region"],
+            r["sector"],
+            r["posted"],
+            r["filled"],
+            r["cancelled"],
+            r["unfilled"],
+            r["late_cancelled"],
+            r["late_given_up"],
+            r["hours_filled"],
+        )
+        for r in rows
+    ]
 
 
 async def add_move(
