@@ -59,10 +59,11 @@ BoolArray = npt.NDArray[np.bool_]
 
 # How many of each session's best clinicians the flow weighs (see ``plan``).
 FLOW_TOP_K = 32
-# ``relax``: each session's best clinicians in the LP (measured at 10,000 sessions: 12
-# filled 9,438, 24 filled 9,534 in 6.6 s, 32 filled 9,542 in 7.6 s), and the least
-# value of a pair in the LP's solution that is tried (almost all are 0 or 1).
-RELAX_TOP_K = 24
+# ``relax``: each session's best clinicians in the LP (measured at 10,000 sessions,
+# before the improving stage: 12 filled 9,438, 24 filled 9,534 in 6.6 s, 32 filled
+# 9,542 in 7.6 s; whole plans, 24 filled 9,535 of at most 9,557, 32 filled 9,549), and
+# the least value of a pair in the LP's solution that is tried (almost all are 0 or 1).
+RELAX_TOP_K = 32
 RELAX_LEAST = 0.05
 # Up to this many candidate pairs, one LP over the whole horizon rather than a day at a
 # time: days share clinicians' 48 hours and rest. (2,000 sessions, about 45,000
