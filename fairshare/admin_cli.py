@@ -40,8 +40,15 @@ def _check(value: str, pattern: str, what: str) -> str:
     return value
 
 
-def _run(data_dir: DataDir, schema: str, work: Callable[[Conn], Awaitable[T]]) -> T:
-    """Run ``work`` in one transaction on ``schema``; admin errors exit with their message."""
+def run_in_schema(
+    data_dir: DataDir,
+    schema: str,
+    work: Callable[[Conn], Awaitable[T]],
+    *,
+    refusals: tuple[type[Exception], ...] = (),
+) -> T:
+    """Run ``work`` in one transaction on ``schema``; admin errors (and ``refusals``)
+    exit with their message. Other admin commands (``icb_cli``) call it too."""
     from services.bank.admin import AdminError as BankError  # noqa: PLC0415
     from services.vacancies.admin import AdminError  # noqa: PLC0415
 
@@ -53,9 +60,10 @@ def _run(data_dir: DataDir, schema: str, work: Callable[[Conn], Awaitable[T]]) -
         finally:
             await conn.close()
 
+    caught: tuple[type[Exception], ...] = (AdminError, BankError, *refusals)
     try:
         return asyncio.run(_go())
-    except (AdminError, BankError) as exc:
+    except caught as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from None
 
@@ -103,7 +111,7 @@ def org_add(
             await set_callback_url(conn, ods, callback_url)
         return keys
 
-    secret, api_key = _run(data_dir, SCHEMA, work)
+    secret, api_key = run_in_schema(data_dir, SCHEMA, work)
     console.print(f"Registered {ods} ({name}). Keep both safe; neither is shown again.")
     print(f"webhook secret: {secret}")
     print(f"API key: {api_key}")
@@ -115,7 +123,7 @@ def org_deactivate(ods: Ods, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     from services.vacancies import SCHEMA  # noqa: PLC0415
     from services.vacancies.admin import set_active  # noqa: PLC0415
 
-    _run(data_dir, SCHEMA, lambda conn: set_active(conn, ods, active=False))
+    run_in_schema(data_dir, SCHEMA, lambda conn: set_active(conn, ods, active=False))
     console.print(f"{ods} deactivated.")
 
 
@@ -125,7 +133,7 @@ def org_activate(ods: Ods, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     from services.vacancies import SCHEMA  # noqa: PLC0415
     from services.vacancies.admin import set_active  # noqa: PLC0415
 
-    _run(data_dir, SCHEMA, lambda conn: set_active(conn, ods, active=True))
+    run_in_schema(data_dir, SCHEMA, lambda conn: set_active(conn, ods, active=True))
     console.print(f"{ods} activated.")
 
 
@@ -139,7 +147,7 @@ def org_set_callback(
     from services.vacancies import SCHEMA  # noqa: PLC0415
     from services.vacancies.admin import set_callback_url  # noqa: PLC0415
 
-    _run(data_dir, SCHEMA, lambda conn: set_callback_url(conn, ods, url))
+    run_in_schema(data_dir, SCHEMA, lambda conn: set_callback_url(conn, ods, url))
     console.print(f"{ods} callbacks go to {url}." if url else f"{ods} callbacks stopped.")
 
 
@@ -155,7 +163,7 @@ def org_rotate_secret(
     from services.vacancies import SCHEMA  # noqa: PLC0415
     from services.vacancies.admin import rotate_secret  # noqa: PLC0415
 
-    secret = _run(
+    secret = run_in_schema(
         data_dir, SCHEMA, lambda c: rotate_secret(c, ods, grace=timedelta(hours=grace_hours))
     )
     console.print(f"New secret for {ods}; the old one works for {grace_hours:g} more hours.")
@@ -168,7 +176,7 @@ def org_rotate_key(ods: Ods, data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
     from services.vacancies import SCHEMA  # noqa: PLC0415
     from services.vacancies.admin import rotate_api_key  # noqa: PLC0415
 
-    key = _run(data_dir, SCHEMA, lambda conn: rotate_api_key(conn, ods))
+    key = run_in_schema(data_dir, SCHEMA, lambda conn: rotate_api_key(conn, ods))
     print(f"API key: {key}")
 
 
@@ -191,7 +199,7 @@ def callbacks_list(
             for r in rows
         ]
 
-    rows = _run(data_dir, SCHEMA, work)
+    rows = run_in_schema(data_dir, SCHEMA, work)
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -211,7 +219,7 @@ def callbacks_replay(
     from services.vacancies.admin import replay_callback  # noqa: PLC0415
 
     window = timedelta(seconds=VacanciesSettings().callback_window_s)
-    _run(data_dir, SCHEMA, lambda conn: replay_callback(conn, callback_id, window=window))
+    run_in_schema(data_dir, SCHEMA, lambda conn: replay_callback(conn, callback_id, window=window))
     console.print(f"Callback {callback_id} will be sent again now.")
 
 
@@ -316,7 +324,7 @@ def _clinician_command(*, invite_code: bool) -> Callable[..., None]:
             await register_clinician(conn, clinician)
             return await invite(conn, clinician.id)
 
-        secret = _run(data_dir, SCHEMA, work)
+        secret = run_in_schema(data_dir, SCHEMA, work)
         if invite_code:
             console.print(f"Invited clinician {clinician.id}. One-time code (valid 3 days):")
             print(f"invite code: {secret}")
@@ -352,7 +360,7 @@ def sessions_list(
         rows = await list_sessions(conn, organisation=ods)
         return [{k: str(r[k]) for k in (*keys, "clinician_id")} for r in rows]
 
-    rows = _run(data_dir, SCHEMA, work)
+    rows = run_in_schema(data_dir, SCHEMA, work)
     if as_json:
         print(json.dumps(rows, indent=2))
         return

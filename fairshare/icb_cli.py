@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import uuid
@@ -13,7 +12,8 @@ from typing import Annotated, TypeVar
 import typer
 from rich.table import Table
 
-from fairshare.cli import DEFAULT_DATA_DIR, DataDir, console, database_url
+from fairshare.admin_cli import run_in_schema
+from fairshare.cli import DEFAULT_DATA_DIR, DataDir, console
 from services.monitor import SCHEMA
 from services.monitor.access import INVITE_TTL, MAX_INVITE_TTL
 from shared.catalogue import REGION_PATTERN
@@ -26,21 +26,8 @@ T = TypeVar("T")
 def _run(data_dir: DataDir, work: Callable[[Conn], Awaitable[T]]) -> T:
     """Run ``work`` in one transaction on the monitor's schema; refusals exit with why."""
     from services.monitor.viewers import ViewerError  # noqa: PLC0415
-    from shared.db.pool import connect  # noqa: PLC0415 - keep `--help` fast
 
-    async def go() -> T:
-        conn = await connect(database_url(data_dir), SCHEMA)
-        try:
-            async with conn.transaction():
-                return await work(conn)
-        finally:
-            await conn.close()
-
-    try:
-        return asyncio.run(go())
-    except ViewerError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from None
+    return run_in_schema(data_dir, SCHEMA, work, refusals=(ViewerError,))
 
 
 @icb_app.command("invite")
