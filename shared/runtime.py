@@ -139,6 +139,7 @@ async def running(
             topic_prefix=settings.topic_prefix,
             max_attempts=settings.consumer_max_attempts,
             retry_delay_s=settings.consumer_retry_s,
+            session_timeout_ms=settings.consumer_session_timeout_ms,
             metrics=metrics or Metrics(),
         )
         consumer.subscribe(broker)

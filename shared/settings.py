@@ -72,6 +72,19 @@ class ServiceSettings(BaseSettings):
         description="Attempts at a message whose handler fails for a lasting reason, before"
         " it is dead-lettered (failures that pass, such as the database away, retry on).",
     )
+    consumer_session_timeout_ms: int = Field(
+        default=6000,
+        ge=1000,
+        validation_alias=AliasChoices("FAIRSHARE_CONSUMER_SESSION_TIMEOUT_MS"),
+        description=(
+            "How long the broker waits for a silent group member before handing its"
+            " partitions to the others. 6 s, Apache Kafka's smallest allowed by default"
+            " (group.min.session.timeout.ms), not aiokafka's 10 s: a killed instance's"
+            " partitions then move in about 11 s instead of 18 (measured on Tansu)."
+            " Heartbeats go every third of it; planning runs off the event loop, so a"
+            " long plan does not miss them."
+        ),
+    )
     consumer_retry_s: float = Field(
         default=0.5,
         gt=0,

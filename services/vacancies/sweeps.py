@@ -142,7 +142,12 @@ async def deliver_due(
     runtime: Runtime, settings: VacanciesSettings, client: httpx.AsyncClient
 ) -> int:
     """Claim and send every due callback once; return how many were attempted."""
-    lease = timedelta(seconds=settings.callback_timeout_s + 30)
+    # Long enough for the attempt (at most the timeout) and its recording; short, because
+    # a sender killed or cut off from PostgreSQL mid-send leaves its claims to run out
+    # before anyone tries them again (30 s of margin held a restarted database's
+    # callbacks back half a minute). Running out early only risks a second delivery,
+    # which receivers drop by webhook-id.
+    lease = timedelta(seconds=settings.callback_timeout_s + 5)
     async with runtime.pool.acquire() as conn, conn.transaction():
         rows = await callback_store.claim_due(conn, now=datetime.now(UTC), lease=lease)
     results = await asyncio.gather(*(attempt(client, row, settings) for row in rows))

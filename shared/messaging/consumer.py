@@ -256,6 +256,7 @@ class EventConsumer:
     # Records per fetch, handled in one transaction: bursts of thousands (a plan's news)
     # cost a fetch, a claim and a commit per batch.
     max_batch: int = 500
+    session_timeout_ms: int = 6000
     progress: Progress = field(default_factory=Progress)
     subscriber: Any = None
     # Counts per topic and outcome, handler latency, dead letters (shared/metrics.py).
@@ -290,6 +291,8 @@ class EventConsumer:
             title=f"{self.service}-consumer",
             batch=True,
             max_records=self.max_batch,
+            session_timeout_ms=self.session_timeout_ms,
+            heartbeat_interval_ms=self.session_timeout_ms // 3,
             # The body stays bytes: parse() is the one place a message is read, and
             # FastStream's own JSON decoding would die of a nesting bomb before it.
             decoder=_raw_body,

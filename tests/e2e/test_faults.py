@@ -20,8 +20,9 @@ delivered, and then asserts:
 The faults, one per test, in order: SIGKILL to each service; the broker paused
 (SIGSTOP) for 20 s; PostgreSQL killed; the broker killed (it comes back empty, and
 the outboxes publish their kept events again). A last test runs ``fairshare check``
-against the system. The module takes about three to four minutes on two cores, most
-of it restarted consumers waiting out their group's rebalance (about 20 s each).
+against the system. The module takes about three minutes on two cores, much of it
+restarted consumers waiting out their group's rebalance (about 13 s each, with the 6 s
+session timeout of shared/settings.py).
 
 FAIRSHARE_FAULTS_SEED picks another seed (the run prints its own);
 FAIRSHARE_KEEP_FAULTS_LOG=1 keeps the system's log and data directory for a post-mortem.
@@ -60,7 +61,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(200)]
 
 SEED = int(os.environ.get("FAIRSHARE_FAULTS_SEED", "20260"))
 STARTUP_S = 90
-RECOVERY_S = 75  # a restarted consumer waits out its group's rebalance (about 20 s)
+RECOVERY_S = 75  # a restarted consumer waits out its group's rebalance (about 13 s)
 SETTLE_S = 90  # every event handled, every callback delivered, after the burst stops
 AFTER_RECOVERY_S = 2.0  # the burst goes on this long once the system is whole again
 PAUSE_S = 20.0
