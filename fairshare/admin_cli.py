@@ -19,10 +19,12 @@ import typer
 from rich.table import Table
 
 from fairshare.cli import DEFAULT_DATA_DIR, DataDir, console, database_url
+from fairshare.secret_keys import use_vacancies_keys
 from services.bank.domain import Clinician
 from services.vacancies.settings import VacanciesSettings
 from shared.catalogue import ODS_PATTERN, REGION_PATTERN, Employment, Profession, Sector, Skill
 from shared.db.pool import connect
+from shared.db.roles import act_as_schema_owner
 from shared.db.types import Conn
 
 org_app = typer.Typer(help="Organisations that post sessions (vacancies service).")
@@ -51,16 +53,20 @@ def run_in_schema(
     exit with their message. Other admin commands (``icb_cli``) call it too."""
     from services.bank.admin import AdminError as BankError  # noqa: PLC0415
     from services.vacancies.admin import AdminError  # noqa: PLC0415
+    from services.vacancies.secret_box import SecretKeyError  # noqa: PLC0415
 
     async def _go() -> T:
         conn = await connect(database_url(data_dir), schema)
         try:
             async with conn.transaction():
+                # The admin role is a member of every service's: each command acts as
+                # the one service it administers, with its privileges and no more.
+                await act_as_schema_owner(conn, schema, local=True)
                 return await work(conn)
         finally:
             await conn.close()
 
-    caught: tuple[type[Exception], ...] = (AdminError, BankError, *refusals)
+    caught: tuple[type[Exception], ...] = (AdminError, BankError, SecretKeyError, *refusals)
     try:
         return asyncio.run(_go())
     except caught as exc:
@@ -111,6 +117,7 @@ def org_add(
             await set_callback_url(conn, ods, callback_url)
         return keys
 
+    use_vacancies_keys(data_dir)
     secret, api_key = run_in_schema(data_dir, SCHEMA, work)
     console.print(f"Registered {ods} ({name}). Keep both safe; neither is shown again.")
     print(f"webhook secret: {secret}")
@@ -163,11 +170,36 @@ def org_rotate_secret(
     from services.vacancies import SCHEMA  # noqa: PLC0415
     from services.vacancies.admin import rotate_secret  # noqa: PLC0415
 
+    use_vacancies_keys(data_dir)
     secret = run_in_schema(
         data_dir, SCHEMA, lambda c: rotate_secret(c, ods, grace=timedelta(hours=grace_hours))
     )
     console.print(f"New secret for {ods}; the old one works for {grace_hours:g} more hours.")
     print(f"webhook secret: {secret}")
+
+
+@org_app.command("reencrypt-secrets")
+def org_reencrypt_secrets(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """Encrypt every web hook secret afresh with the first key of
+    FAIRSHARE_VACANCIES_SECRET_KEYS, so that the keys after it can be dropped."""
+    from services.vacancies import SCHEMA  # noqa: PLC0415
+    from services.vacancies.admin import reencrypt_secrets  # noqa: PLC0415
+
+    use_vacancies_keys(data_dir)
+    done = run_in_schema(data_dir, SCHEMA, reencrypt_secrets)
+    console.print(
+        f"Re-encrypted the secrets of {done.resealed} organisations with the first key"
+        f" ({done.from_plaintext} were still in plaintext). The other keys can now be"
+        " dropped from FAIRSHARE_VACANCIES_SECRET_KEYS (then restart the vacancies service)."
+    )
+
+
+@org_app.command("new-secret-key")
+def org_new_secret_key() -> None:
+    """Print a new key for FAIRSHARE_VACANCIES_SECRET_KEYS (a Fernet key)."""
+    from services.vacancies.secret_box import generate_key  # noqa: PLC0415
+
+    print(generate_key())
 
 
 @org_app.command("rotate-key")

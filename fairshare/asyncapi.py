@@ -42,7 +42,7 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     "offer.declined": ("matching",),
     # Permanent moves: the matching engine's ledger counts them.
     "clinician.transferred": ("matching",),
-    "session.unmatched": ("vacancies",),
+    "session.unmatched": ("vacancies", "monitor"),
     # The ICB's audit trail: the monitor charts them (hours moved, alerts, caps).
     "move.recorded": ("monitor",),
     "move.reversed": ("monitor",),

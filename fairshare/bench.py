@@ -38,6 +38,7 @@ from standardwebhooks import Webhook
 from fairshare import bench_intake as calc
 from fairshare import bench_load
 from fairshare.cli import DEFAULT_DATA_DIR, DataDir, console, database_url
+from fairshare.secret_keys import use_vacancies_keys
 from shared.catalogue import REGION_PATTERN
 
 bench_app = typer.Typer(help="Measure a running system (`fairshare dev`) from outside.")
@@ -424,6 +425,7 @@ def intake(
     )
     if single_rate / orgs > calc.DEFAULT_ORG_RATE_PER_S:
         _stderr.print(f"[yellow]{calc.rate_limit_note(single_rate, orgs)}[/]")
+    use_vacancies_keys(data_dir)  # it registers organisations
     try:
         result = asyncio.run(run_intake(opts))
     except httpx.ConnectError as exc:

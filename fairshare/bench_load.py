@@ -44,6 +44,7 @@ from rich.table import Table
 from fairshare import bench_sustained as calc
 from fairshare.bench_intake import DEFAULT_ORG_RATE_PER_S, assign, bench_region, schedule
 from fairshare.cli import DEFAULT_DATA_DIR, DataDir, console, database_url
+from fairshare.secret_keys import use_vacancies_keys
 from fairshare.services import SERVICES
 from shared.catalogue import REGION_PATTERN
 
@@ -721,6 +722,7 @@ def sustained(
         region=region,
         show_progress=not as_json,
     )
+    use_vacancies_keys(data_dir)  # it registers organisations
     try:
         result = asyncio.run(run_sustained(opts))
     except Abort as exc:

@@ -77,7 +77,13 @@ def serve(service: Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVI
     if service not in SERVICES:
         console.print(f"[red]Unknown service {service!r}[/]; choose one of {', '.join(SERVICES)}.")
         raise typer.Exit(2)
-    run_service(service)
+    from services.vacancies.secret_box import SecretKeyError  # noqa: PLC0415
+
+    try:
+        run_service(service)
+    except SecretKeyError as exc:  # missing or malformed keys: a refusal to start, said plainly
+        console.print(f"[red]The {service} service will not start:[/] {exc}")
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -156,6 +162,7 @@ def _register_admin() -> None:
     # Imported late: the admin commands need this module's helpers defined first.
     from fairshare import admin_cli  # noqa: PLC0415
     from fairshare.bench import bench_app  # noqa: PLC0415
+    from fairshare.db_cli import db_app  # noqa: PLC0415
     from fairshare.icb_cli import icb_app  # noqa: PLC0415
     from fairshare.monitor_rebuild import monitor_app  # noqa: PLC0415
     from fairshare.policy_cli import policy_app  # noqa: PLC0415
@@ -168,6 +175,7 @@ def _register_admin() -> None:
     app.add_typer(policy_app, name="policy")
     app.add_typer(monitor_app, name="monitor")
     app.add_typer(icb_app, name="icb")
+    app.add_typer(db_app, name="db")
 
 
 _register_admin()

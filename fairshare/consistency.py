@@ -75,6 +75,7 @@ CONSUMES: dict[str, frozenset[str]] = {
         {"session.posted", "session.offered", "session.filled", "move.recorded"}
         | {"sector.drain_alert", "sector.drain_cleared", "policy.changed", "move.reversed"}
         | {"session.amended", "session.cancelled", "session.unfilled", "booking.cancelled"}
+        | {"session.unmatched"}
     ),
 }
 SCHEMAS = ("vacancies", "bank", "matching", "monitor")

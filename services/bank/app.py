@@ -83,4 +83,9 @@ def main() -> None:
     """Run the service until SIGINT or SIGTERM."""
     settings = BankSettings()
     configure_logging(SERVICE, settings.log_format)
-    serve(create_app(settings), host=settings.http_host, port=settings.http_port)
+    serve(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        trusted_proxies=settings.trusted_proxies,
+    )

@@ -1,7 +1,10 @@
 """Weekly availability patterns, expanded into dated windows. No I/O.
 
 Times are London wall-clock times: "Tuesdays 09:00 to 17:00" means 09:00 local in
-winter and in summer alike, so the UTC instants move with the clocks.
+winter and in summer alike, so the UTC instants move with the clocks. A time the clocks
+skip (01:30 on the spring change) is read as RFC 5545 reads it, with the offset before
+the jump (02:30 BST), and a time they show twice (01:30 on the autumn change) is its
+first showing: Python's ``fold=0``.
 """
 
 from __future__ import annotations
@@ -45,14 +48,13 @@ def occurrences(
     day = first + timedelta(days=(pattern.weekday - first.weekday()) % 7)
     found = []
     while day < last:
-        if day not in exceptions:
-            found.append(
-                Occurrence(
-                    day,
-                    datetime.combine(day, pattern.start_time, LONDON).astimezone(UTC),
-                    datetime.combine(day, pattern.end_time, LONDON).astimezone(UTC),
-                )
-            )
+        starts_at = datetime.combine(day, pattern.start_time, LONDON).astimezone(UTC)
+        ends_at = datetime.combine(day, pattern.end_time, LONDON).astimezone(UTC)
+        # Only a start in the hour skipped in spring and an end just after it (01:30 to
+        # 02:00) can come out empty or reversed: that day the clock never shows the
+        # window, so there is none (the database refuses a window ending before it starts).
+        if day not in exceptions and ends_at > starts_at:
+            found.append(Occurrence(day, starts_at, ends_at))
         day += timedelta(days=7)
     return found
 

@@ -6,17 +6,24 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.monitor import SCHEMA, SERVICE, gauges, handlers, http, signin
+from services.monitor import SCHEMA, SERVICE, gauges, handlers, http, insights, signin
+from services.monitor.live import LiveHub
 from services.monitor.settings import MonitorSettings
 from shared.http.app import service_app
 from shared.http.server import serve
 from shared.logging import configure_logging
+from shared.runtime import Runtime
 
 
 def create_app(settings: MonitorSettings, *, schema: str = SCHEMA) -> FastAPI:
     """The monitor app: counts sessions posted, offered and filled, charts the moves between
     sectors, and shows both live, to signed-in ICB viewers, each their own region (a
     national viewer every region). ``schema`` holds its figures (a test may use its own)."""
+    hub = LiveHub()
+
+    async def listen(runtime: Runtime) -> None:
+        await hub.run(runtime.settings.database_url, schema)
+
     app = service_app(
         settings,
         service=SERVICE,
@@ -25,10 +32,12 @@ def create_app(settings: MonitorSettings, *, schema: str = SCHEMA) -> FastAPI:
         title="Fairshare monitor",
         description="The ICB's live dashboard of sessions, and of moves between sectors,"
         " per region and sector.",
-        routers=[signin.router, http.router],
+        routers=[signin.router, http.router, insights.router],
         handlers=handlers.handlers(),
+        background=[listen],
         gauges=[gauges.register],
     )
+    app.state.live = hub  # the page's live stream (services/monitor/live.py)
     signin.install(app, settings)
     return app
 
@@ -37,11 +46,11 @@ def main() -> None:
     """Run the service until SIGINT or SIGTERM."""
     settings = MonitorSettings()
     configure_logging(SERVICE, settings.log_format)
-    # Sign-in is rate limited per source address: uvicorn must not take the address
-    # from an X-Forwarded-For header, which anyone on loopback could send.
+    # Sign-in is rate limited per source address: X-Forwarded-For names it only when
+    # the connection comes from a configured trusted proxy (shared/http/server.py).
     serve(
         create_app(settings),
         host=settings.http_host,
         port=settings.http_port,
-        proxy_headers=False,
+        trusted_proxies=settings.trusted_proxies,
     )

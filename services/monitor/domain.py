@@ -373,6 +373,9 @@ class Stated:
     released: uuid.UUID | None = None
     # Cancelled only: within 48 hours of the start.
     late: bool = False
+    # Posted and amended only: the name of the organisation where it is worked (events
+    # read before this was kept have none).
+    site_name: str | None = None
 
     def shape(self) -> tuple[object, ...]:
         """What a booking is of: matching releases bookings when any of it changes."""
@@ -418,8 +421,20 @@ class GivenUp:
     late: bool
 
 
-Fact: TypeAlias = Stated | Offered | Filled | GivenUp
-F = TypeVar("F", Stated, Offered, Filled, GivenUp)
+@dataclass(frozen=True, slots=True)
+class Unmatched:
+    """Matching left the session without an offer, and said why (``session.unmatched``:
+    published when its reason changes, and again after an offer lapses)."""
+
+    event_id: uuid.UUID
+    at: datetime
+    # One of matching's reasons (services/matching/engine.py, ``Why``), and its words.
+    why: str
+    detail: str
+
+
+Fact: TypeAlias = Stated | Offered | Filled | GivenUp | Unmatched
+F = TypeVar("F", Stated, Offered, Filled, GivenUp, Unmatched)
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,13 +443,15 @@ class SessionFacts:
 
     Keyed so that the same fact read twice is kept once: vacancies' words by event id,
     matching's offers and fills and the bank's cancellations by offer id (an offer is
-    filled, or given up, once, whatever event says it).
+    filled, or given up, once, whatever event says it), matching's reasons for leaving
+    it without an offer by event id.
     """
 
     stated: Mapping[uuid.UUID, Stated] = field(default_factory=dict)
     offered: Mapping[uuid.UUID, Offered] = field(default_factory=dict)
     filled: Mapping[uuid.UUID, Filled] = field(default_factory=dict)
     given_up: Mapping[uuid.UUID, GivenUp] = field(default_factory=dict)
+    unmatched: Mapping[uuid.UUID, Unmatched] = field(default_factory=dict)
 
 
 def _kept(facts: Mapping[uuid.UUID, F], key: uuid.UUID, fact: F) -> Mapping[uuid.UUID, F]:
@@ -454,6 +471,8 @@ def record(facts: SessionFacts, fact: Fact) -> SessionFacts:
         return replace(facts, offered=_kept(facts.offered, fact.offer_id, fact))
     if isinstance(fact, Filled):
         return replace(facts, filled=_kept(facts.filled, fact.offer_id, fact))
+    if isinstance(fact, Unmatched):
+        return replace(facts, unmatched=_kept(facts.unmatched, fact.event_id, fact))
     return replace(facts, given_up=_kept(facts.given_up, fact.offer_id, fact))
 
 
@@ -497,6 +516,23 @@ def _stands(
     ) and (offer is None or offer.role == now.role)
 
 
+def _standing(facts: SessionFacts) -> tuple[list[Stated], Stated | None, list[Filled]]:
+    """Vacancies' words in order, its first closing word (if any) and the fills that
+    stand, of the session as its facts say it is now."""
+    stated = sorted(facts.stated.values(), key=_said_order)
+    states = [s for s in stated if s.said not in _CLOSING]
+    closings = [s for s in stated if s.said in _CLOSING]
+    closed = closings[0] if closings else None
+    releases = _releases(states)
+    now = states[-1] if states else None
+    standing = (
+        []
+        if closed is not None
+        else [f for f in facts.filled.values() if _stands(f, facts, now, releases)]
+    )
+    return stated, closed, standing
+
+
 def figures(facts: SessionFacts) -> SectorCounts | None:
     """What the session adds to its region's and sector's counts; None while nothing
     read says where it is.
@@ -505,19 +541,14 @@ def figures(facts: SessionFacts) -> SectorCounts | None:
     anything of it; cancelled or unfilled by vacancies' first closing word (a closed
     session stays closed); filled while a booking of it stands and it is not closed.
     """
-    stated = sorted(facts.stated.values(), key=_said_order)
-    states = [s for s in stated if s.said not in _CLOSING]
-    closings = [s for s in stated if s.said in _CLOSING]
-    closed = closings[0] if closings else None
+    stated, closed, standing = _standing(facts)
     latest: Stated | Offered | Filled | None = stated[-1] if stated else None
     if latest is None:
         matched: list[Offered | Filled] = [*facts.filled.values(), *facts.offered.values()]
         latest = max(matched, key=lambda f: (f.at, f.event_id), default=None)
     if latest is None:
         return None
-    releases = _releases(states)
-    now = states[-1] if states else None
-    filled = closed is None and any(_stands(f, facts, now, releases) for f in facts.filled.values())
+    filled = bool(standing)
     return SectorCounts(
         region=latest.region,
         sector=latest.sector,
@@ -528,6 +559,63 @@ def figures(facts: SessionFacts) -> SectorCounts | None:
         unfilled=int(closed is not None and closed.said is Said.UNFILLED),
         late_cancelled=int(closed is not None and closed.said is Said.CANCELLED and closed.late),
         late_given_up=sum(g.late for g in facts.given_up.values()),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """When a session is and what happened to it when, as its facts stand now: what the
+    period figures, time to fill and the at-risk list are worked out from.
+
+    ``starts_at``/``ends_at``: the time vacancies last said (a closing word repeats the
+    session as it stood, and is used only when nothing else is read). ``posted_at``:
+    when vacancies said it was posted. ``filled_at``: when matching booked the booking
+    that stands now; None if none stands (a fill given up, released or closed is no
+    fill), so time to fill counts only fills that still stand.
+    """
+
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    posted_at: datetime | None = None
+    filled_at: datetime | None = None
+
+    def minutes_to_fill(self) -> float | None:
+        """Minutes from posting to the standing fill; None unless both are known.
+
+        The two times come from two services' clocks; a fill follows its post through
+        the broker, so a negative difference is clock skew, counted as no wait at all.
+        """
+        if self.posted_at is None or self.filled_at is None:
+            return None
+        return max(0.0, (self.filled_at - self.posted_at).total_seconds() / 60)
+
+
+def current(facts: SessionFacts) -> Stated | None:
+    """The session as vacancies last said it: its latest word that is not a closing one
+    (a cancellation repeats the session as it stood), else its first closing word."""
+    stated = sorted(facts.stated.values(), key=_said_order)
+    states = [s for s in stated if s.said not in _CLOSING]
+    closings = [s for s in stated if s.said in _CLOSING]
+    return states[-1] if states else (closings[0] if closings else None)
+
+
+def released_at(facts: SessionFacts) -> list[datetime]:
+    """When amendments released the session's booking (``_releases``), in order."""
+    stated = sorted(facts.stated.values(), key=_said_order)
+    return _releases([s for s in stated if s.said not in _CLOSING])
+
+
+def timeline(facts: SessionFacts) -> Timeline:
+    """The session's ``Timeline``, from all its facts in any order."""
+    stated, _, standing = _standing(facts)
+    where = current(facts)
+    posts = [s.at for s in stated if s.said is Said.POSTED]
+    return Timeline(
+        starts_at=where.starts_at if where else None,
+        ends_at=where.ends_at if where else None,
+        posted_at=min(posts, default=None),
+        # Only one booking stands at a time; the latest if the facts ever say more.
+        filled_at=max((f.at for f in standing), default=None),
     )
 
 
@@ -547,11 +635,13 @@ def changes(pairs: Iterable[tuple[SectorCounts | None, SectorCounts | None]]) ->
 
 @dataclass(frozen=True, slots=True)
 class Folded:
-    """Sessions after new facts: their facts, their figures, and the counters' change."""
+    """Sessions after new facts: their facts, their figures and timelines, and the
+    counters' change."""
 
     facts: dict[uuid.UUID, SessionFacts]
     figures: dict[uuid.UUID, SectorCounts | None]
     changes: list[SectorCounts]
+    timelines: dict[uuid.UUID, Timeline] = field(default_factory=dict)
 
 
 def fold(
@@ -576,4 +666,5 @@ def fold(
         facts={sid: facts[sid] for sid in touched},
         figures=after,
         changes=changes((before[sid], after[sid]) for sid in touched),
+        timelines={sid: timeline(facts[sid]) for sid in touched},
     )

@@ -4,6 +4,9 @@ The consumer's inbox already drops redelivered events; the projections are also
 idempotent of themselves: a session's facts are a set (a second *distinct* event saying
 the same thing, such as a fill published again, adds nothing), and a move of matching's
 ledger published again under a new event id is still one move.
+
+Each handler also adds its events to the live tail and wakes the open pages of the
+regions it changed (``live.notify``, delivered when the transaction commits).
 """
 
 from __future__ import annotations
@@ -11,10 +14,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from services.monitor import repository, session_store
+from services.monitor import live, repository, session_store
 from services.monitor.domain import (
-    STAGE_OF_EVENT,
-    Activity,
     DrainAlert,
     Fact,
     Filled,
@@ -23,8 +24,10 @@ from services.monitor.domain import (
     RegionPolicy,
     Said,
     Stated,
+    Unmatched,
     fold,
 )
+from services.monitor.tail import line_for
 from shared.db.types import Conn
 from shared.events import (
     BookingCancelled,
@@ -40,10 +43,12 @@ from shared.events import (
     SessionOffered,
     SessionPosted,
     SessionUnfilled,
+    SessionUnmatched,
 )
 from shared.messaging.consumer import Batched, Handler
 
-# Every event of a session's lifecycle, whichever service says it.
+# Every event of a session's lifecycle, whichever service says it, and matching's
+# reasons for leaving a session without an offer (the at-risk list's "why").
 LIFECYCLE: tuple[str, ...] = (
     "session.posted",
     "session.amended",
@@ -52,6 +57,7 @@ LIFECYCLE: tuple[str, ...] = (
     "session.offered",
     "session.filled",
     "booking.cancelled",
+    "session.unmatched",
 )
 
 
@@ -79,6 +85,7 @@ def fact_of(envelope: Envelope[Any]) -> tuple[uuid.UUID, Fact]:
                 role=data.role.value,
                 skills=tuple(sorted(k.value for k in data.skills)),
                 released=released,
+                site_name=data.site_name,
             )
         case SessionCancelled() | SessionUnfilled():
             cancelled = isinstance(data, SessionCancelled)
@@ -113,6 +120,8 @@ def fact_of(envelope: Envelope[Any]) -> tuple[uuid.UUID, Fact]:
             return data.session_id, GivenUp(
                 event_id, data.offer_id, data.clinician_id, at, data.late
             )
+        case SessionUnmatched():
+            return data.session_id, Unmatched(event_id, at, data.why, data.detail)
     msg = f"{envelope.type!r} is not an event of a session's lifecycle"
     raise TypeError(msg)
 
@@ -124,14 +133,22 @@ async def on_lifecycle(conn: Conn, envelopes: list[Envelope[Any]]) -> None:
     known = await session_store.lock(conn, [sid for sid, _ in new])
     folded = fold(known, new)
     await session_store.save(conn, folded)
-    await repository.add_recent(
-        conn,
-        [
-            (e.event_id, Activity(STAGE_OF_EVENT[e.type], e.region, fact.sector, e.occurred_at))
-            for e, (_, fact) in zip(envelopes, new, strict=True)
-            if e.type in STAGE_OF_EVENT and not isinstance(fact, GivenUp)
-        ],
-    )
+    lines = []
+    for e, (sid, _) in zip(envelopes, new, strict=True):
+        # A booking given up names no sector: its session's, as the facts now say.
+        now = folded.figures.get(sid)
+        line = line_for(e, sector=now.sector if now is not None else None)
+        if line is not None:
+            lines.append((e.event_id, line))
+    await repository.add_tail(conn, lines)
+    await live.notify(conn, (e.region for e in envelopes))
+
+
+async def _tail_and_notify(conn: Conn, envelope: Envelope[Any]) -> None:
+    line = line_for(envelope)
+    if line is not None:
+        await repository.add_tail(conn, [(envelope.event_id, line)])
+    await live.notify(conn, [envelope.region])
 
 
 async def on_move_recorded(conn: Conn, envelope: Envelope[Any]) -> None:
@@ -147,6 +164,7 @@ async def on_move_recorded(conn: Conn, envelope: Envelope[Any]) -> None:
         hours=data.hours,
         at=data.at,
     )
+    await _tail_and_notify(conn, envelope)
 
 
 async def on_move_reversed(conn: Conn, envelope: Envelope[Any]) -> None:
@@ -163,6 +181,7 @@ async def on_move_reversed(conn: Conn, envelope: Envelope[Any]) -> None:
         at=data.at,
         reversed_at=envelope.occurred_at,
     )
+    await _tail_and_notify(conn, envelope)
 
 
 async def on_drain_alert(conn: Conn, envelope: Envelope[Any]) -> None:
@@ -179,6 +198,7 @@ async def on_drain_alert(conn: Conn, envelope: Envelope[Any]) -> None:
         raised_at=envelope.occurred_at,
     )
     await repository.save_alert(conn, event_id=envelope.event_id, alert=alert)
+    await _tail_and_notify(conn, envelope)
 
 
 async def on_drain_cleared(conn: Conn, envelope: Envelope[Any]) -> None:
@@ -187,6 +207,7 @@ async def on_drain_cleared(conn: Conn, envelope: Envelope[Any]) -> None:
     await repository.clear_alert(
         conn, region=envelope.region, sector=data.sector.value, at=envelope.occurred_at
     )
+    await _tail_and_notify(conn, envelope)
 
 
 async def on_policy_changed(conn: Conn, envelope: Envelope[Any]) -> None:
@@ -200,6 +221,7 @@ async def on_policy_changed(conn: Conn, envelope: Envelope[Any]) -> None:
         changed_at=envelope.occurred_at,
     )
     await repository.save_policy(conn, event_id=envelope.event_id, policy=policy)
+    await live.notify(conn, [envelope.region])  # the caps shown change; not a tail line
 
 
 def handlers() -> dict[str, Handler]:

@@ -21,10 +21,18 @@ from services.monitor.domain import (
     drain_window_start,
     sector_label,
 )
-from services.monitor.signin import SignedIn, SignedInPage
-from services.monitor.summary import Period, SectorPeriod, Summary, period_bounds, summarise
+from services.monitor.query import PeriodWindow
+from services.monitor.signin import (
+    PAGE_ANSWERS,
+    PROBLEM,
+    SIGNED_IN_ANSWERS,
+    SignedIn,
+    SignedInPage,
+)
+from services.monitor.summary import FillTimes, SectorPeriod, Summary, summarise
 from shared.catalogue import REGION_PATTERN
 from shared.http.problems import Problem
+from shared.regions import icb_name
 from shared.runtime import Runtime
 
 router = APIRouter()
@@ -48,7 +56,11 @@ RegionQuery = Annotated[
         description="ICB code of one region (e.g. QOP); every region you may see when left out.",
     ),
 ]
-_REFUSED: dict[int | str, dict[str, Any]] = {403: {"description": "A region you may not see."}}
+_REFUSED: dict[int | str, dict[str, Any]] = {
+    **SIGNED_IN_ANSWERS,
+    403: {"description": "A region you may not see.", **PROBLEM},
+    422: {"description": "An invalid parameter, named with the rule it broke.", **PROBLEM},
+}
 
 
 def _region(viewer: Viewer, asked: str | None) -> str | None:
@@ -61,16 +73,20 @@ def _region(viewer: Viewer, asked: str | None) -> str | None:
     return asked
 
 
-@router.get("/", response_class=HTMLResponse, summary="The ICB's live dashboard")
+@router.get(
+    "/", response_class=HTMLResponse, summary="The ICB's live dashboard", responses=PAGE_ANSWERS
+)
 async def dashboard(viewer: SignedInPage) -> HTMLResponse:
-    """A self-contained page that polls ``/api/summary``, ``/api/counts``, ``/api/recent``
-    and ``/api/drain``
-    (a browser without a live session is sent to ``/signin``)."""
+    """A self-contained page that reads the ``/api/...`` routes of ``http.py`` and
+    ``insights.py`` again whenever ``/api/stream`` says its region changed (a browser
+    without a live session is sent to ``/signin``)."""
     del viewer  # the page is the same for all; what it fetches is each viewer's own
     return HTMLResponse(_PAGE, headers=_NO_STORE)
 
 
-@router.get("/api/me", summary="Who is signed in, and what they may see")
+@router.get(
+    "/api/me", summary="Who is signed in, and what they may see", responses=SIGNED_IN_ANSWERS
+)
 async def me(viewer: SignedIn, response: Response) -> dict[str, Any]:
     """The viewer's id and name, whether they see every region (``national``), and their
     ``home_region`` (the one region a regional viewer sees)."""
@@ -223,15 +239,25 @@ def _figures_json(row: SectorPeriod) -> dict[str, Any]:
         "late_cancelled": row.late_cancelled,
         "late_given_up": row.late_given_up,
         "hours_filled": row.hours_filled,
+        **_fill_times_json(row.fill_times),
+    }
+
+
+def _fill_times_json(times: FillTimes) -> dict[str, Any]:
+    return {
+        "fill_minutes_median": times.median,
+        "fill_minutes_p90": times.p90,
+        "fill_times_counted": times.count,
     }
 
 
 def _summary_json(summary: Summary) -> dict[str, Any]:
     return {
         "region": summary.region,
-        # The catalogue has codes only; a name goes here once it lists the ICBs'.
-        "region_name": None,
+        "region_name": icb_name(summary.region),
         "period": summary.period.value,
+        "first_day": summary.window.first.isoformat(),
+        "last_day": summary.window.last.isoformat(),
         "since": summary.since.isoformat(),
         "until": summary.until.isoformat(),
         **_figures_json(summary.totals),
@@ -245,23 +271,23 @@ def _summary_json(summary: Summary) -> dict[str, Any]:
 
 @router.get(
     "/api/summary",
-    summary="Headline figures of a region for today, 7 or 28 days",
+    summary="Headline figures of a region for today, 7 or 28 days, or custom days",
     responses=_REFUSED,
 )
 async def summary(
     request: Request,
     response: Response,
     viewer: SignedIn,
-    period: Annotated[
-        Period, Query(description="Whole days in England ending with today.")
-    ] = Period.TODAY,
+    window: PeriodWindow,
     region: RegionQuery = None,
 ) -> list[dict[str, Any]]:
     """Per region, of the sessions that start in the period (their latest start): posted,
     filled now, the fill rate (filled over posted less cancelled), cancelled by the
     organisation, started unfilled, late cancellations by the organisation
-    (``late_cancelled``) and by clinicians (``late_given_up``), and the hours of the
-    filled ones, in total and per sector.
+    (``late_cancelled``) and by clinicians (``late_given_up``), the hours of the
+    filled ones, and the median and 90th percentile of the minutes from posting to the
+    booking that stands (``fill_minutes_*``, over ``fill_times_counted`` sessions; null
+    with none), in total and per sector.
 
     A region asked for by code is answered even if it has no sessions (all zero), as is
     a regional viewer's own; a national viewer naming none gets every region counted.
@@ -270,7 +296,8 @@ async def summary(
     pool = _runtime(request).pool
     region = _region(viewer, region)
     regions = [region] if region else await repository.known_regions(pool)
-    since, until = period_bounds(period, datetime.now(UTC))
-    rows = await repository.period_sectors(pool, regions=regions, since=since, until=until)
-    views = summarise(rows, regions=regions, period=period, since=since, until=until)
+    rows, times = await repository.period_sectors(
+        pool, regions=regions, since=window.since, until=window.until
+    )
+    views = summarise(rows, regions=regions, window=window, fill_times=times)
     return [_summary_json(view) for view in views]

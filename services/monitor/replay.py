@@ -120,6 +120,7 @@ async def rebuild(
     topic_prefix: str = "",
     on_progress: Callable[[int, int], None] | None = None,
     stall_s: float = 30.0,
+    client_options: dict[str, Any] | None = None,
 ) -> Replayed:
     """Empty the projections behind ``pool`` and replay the monitor's topics into them.
 
@@ -144,6 +145,7 @@ async def rebuild(
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **(client_options or {}),
     )
     await asyncio.wait_for(reader.start(), timeout=10)
     result = Replayed()

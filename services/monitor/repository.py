@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -16,35 +18,88 @@ from services.monitor.domain import (
     SectorCounts,
     Stage,
 )
-from services.monitor.summary import SectorPeriod
+from services.monitor.summary import ALL_SECTORS, DayRow, FillTimes, SectorPeriod
+from services.monitor.tail import TailLine
 from shared.db.types import Conn
 
-# Enough for any page's list; the table stays a few rows long however long we run.
+# The activity list shows up to 50; the live tail is filtered by sector and kind, so it
+# keeps more for a filter to find. The table stays a few hundred rows however long we run.
 RECENT_KEPT = 50
+TAIL_KEPT = 500
 
 
 async def add_recent(conn: Conn, events: list[tuple[uuid.UUID, Activity]]) -> None:
-    """Add (event id, activity) pairs to the activity list and drop all but the newest
-    ``RECENT_KEPT``; an event already listed is listed once."""
-    if not events:
+    """Add (event id, activity) pairs to the activity list (``add_tail``)."""
+    await add_tail(
+        conn,
+        [
+            (event_id, TailLine(f"session.{a.stage.value}", a.region, a.sector, a.occurred_at))
+            for event_id, a in events
+        ],
+    )
+
+
+async def add_tail(conn: Conn, lines: Sequence[tuple[uuid.UUID, TailLine]]) -> None:
+    """Add (event id, line) pairs to the live tail (and the activity list, for posted,
+    offered and filled) and drop all but the newest ``TAIL_KEPT``; an event already
+    listed is listed once."""
+    if not lines:
         return
     # Trimmed only once the list has doubled: a DELETE of the oldest on every event cost
     # round trips that busy regions felt (the intake benchmark). One statement: the trim
     # sees the list as it was before these events, which is near enough.
     await conn.execute(
-        "WITH added AS (INSERT INTO recent_events (event_id, stage, region, sector,"
-        " occurred_at) SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[],"
-        " $5::timestamptz[]) ON CONFLICT DO NOTHING)"
-        " DELETE FROM recent_events WHERE (SELECT count(*) FROM recent_events) > $6 * 2"
+        "WITH added AS (INSERT INTO recent_events (event_id, stage, event_type, region,"
+        " sector, to_sector, detail, occurred_at) SELECT * FROM unnest($1::uuid[],"
+        " $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
+        " $8::timestamptz[]) ON CONFLICT DO NOTHING)"
+        " DELETE FROM recent_events WHERE (SELECT count(*) FROM recent_events) > $9 * 2"
         " AND event_id NOT IN"
-        " (SELECT event_id FROM recent_events ORDER BY occurred_at DESC LIMIT $6)",
-        [event_id for event_id, _ in events],
-        [a.stage.value for _, a in events],
-        [a.region for _, a in events],
-        [a.sector for _, a in events],
-        [a.occurred_at for _, a in events],
-        RECENT_KEPT,
+        " (SELECT event_id FROM recent_events ORDER BY occurred_at DESC LIMIT $9)",
+        [event_id for event_id, _ in lines],
+        [line.stage.value if line.stage else None for _, line in lines],
+        [line.event_type for _, line in lines],
+        [line.region for _, line in lines],
+        [line.sector for _, line in lines],
+        [line.to_sector for _, line in lines],
+        [line.detail for _, line in lines],
+        [line.occurred_at for _, line in lines],
+        TAIL_KEPT,
     )
+
+
+async def tail(
+    conn: Conn | asyncpg.Pool,
+    *,
+    limit: int,
+    region: str | None = None,
+    types: Sequence[str] = (),
+    sector: str | None = None,
+) -> list[TailLine]:
+    """The newest ``limit`` lines of the tail, newest first: of ``region`` (every region
+    if None), of the event ``types`` (all if none), touching ``sector`` (from or to)."""
+    rows = await conn.fetch(
+        "SELECT event_type, region, sector, occurred_at, to_sector, detail FROM recent_events"
+        " WHERE ($2::text IS NULL OR region = $2)"
+        " AND (cardinality($3::text[]) = 0 OR event_type = ANY($3::text[]))"
+        " AND ($4::text IS NULL OR sector = $4 OR to_sector = $4)"
+        " ORDER BY occurred_at DESC, event_id LIMIT $1",
+        limit,
+        region,
+        list(types),
+        sector,
+    )
+    return [
+        TailLine(
+            r["event_type"],
+            r["region"],
+            r["sector"],
+            r["occurred_at"],
+            r["to_sector"],
+            r["detail"],
+        )
+        for r in rows
+    ]
 
 
 async def all_counts(conn: Conn | asyncpg.Pool, *, region: str | None = None) -> list[SectorCounts]:
@@ -63,12 +118,24 @@ async def recent(
     """The newest ``limit`` events (of ``region`` only, if given), newest first."""
     rows = await conn.fetch(
         "SELECT stage, region, sector, occurred_at FROM recent_events"
-        " WHERE $2::text IS NULL OR region = $2"
+        " WHERE stage IS NOT NULL AND ($2::text IS NULL OR region = $2)"
         " ORDER BY occurred_at DESC, event_id LIMIT $1",
         limit,
         region,
     )
     return [Activity(Stage(r["stage"]), r["region"], r["sector"], r["occurred_at"]) for r in rows]
+
+
+async def regions_with_data(conn: Conn | asyncpg.Pool) -> list[str]:
+    """Every region the monitor holds anything of (sessions, moves, alerts or a policy),
+    in code order: the regions a national viewer is offered first."""
+    rows = await conn.fetch(
+        "SELECT region FROM session_facts WHERE region IS NOT NULL"
+        " UNION SELECT region FROM sector_counts UNION SELECT region FROM drain_moves"
+        " UNION SELECT region FROM drain_alerts UNION SELECT region FROM drain_policies"
+        " ORDER BY region"
+    )
+    return [r["region"] for r in rows]
 
 
 async def known_regions(conn: Conn | asyncpg.Pool) -> list[str]:
@@ -80,38 +147,40 @@ async def known_regions(conn: Conn | asyncpg.Pool) -> list[str]:
     return [r["region"] for r in rows]
 
 
-# A session's start and end as vacancies last said them: its latest word that is not a
-# closing one (a cancellation repeats the session as it stood), else its closing word.
-# The kept figures say whether it is filled or cancelled now; only the time is read here.
-_CURRENT_TIMES = (
-    "SELECT (e->>'starts_at')::timestamptz AS starts_at,"
-    " (e->>'ends_at')::timestamptz AS ends_at"
-    " FROM jsonb_array_elements(f.facts->'stated') AS e"
-    " ORDER BY e->>'said' IN ('cancelled', 'unfilled'), (e->>'at')::timestamptz DESC,"
-    " e->>'event_id' DESC LIMIT 1"
-)
+def _fill_times(row: asyncpg.Record) -> FillTimes:
+    return FillTimes(row["timed"], row["median_minutes"], row["p90_minutes"])
 
 
 async def period_sectors(
     conn: Conn | asyncpg.Pool, *, regions: list[str], since: datetime, until: datetime
-) -> list[SectorPeriod]:
+) -> tuple[list[SectorPeriod], dict[str, FillTimes]]:
     """Per region and sector, the figures of the sessions that start in [since, until)
-    and the hours of those filled now. A session vacancies has said nothing of yet has
-    no start to place it by and is left out (it is not posted either)."""
+    (their latest start) and the hours of those filled now, with each region's fill
+    times over all its sectors. A session vacancies has said nothing of yet has no start
+    to place it by and is left out (it is not posted either).
+
+    Time to fill: percentiles of each filled session's ``fill_minutes`` (the domain's
+    ``Timeline.minutes_to_fill``); null for a session not filled now, which
+    ``percentile_cont`` and ``count`` leave out.
+    """
     rows = await conn.fetch(
-        "SELECT f.region, f.sector, sum(f.posted) AS posted, sum(f.filled) AS filled,"
-        " sum(f.cancelled) AS cancelled, sum(f.unfilled) AS unfilled,"
-        " sum(f.late_cancelled) AS late_cancelled, sum(f.late_given_up) AS late_given_up,"
-        " coalesce(sum(extract(epoch FROM t.ends_at - t.starts_at) / 3600)"
-        " FILTER (WHERE f.filled > 0), 0)::float8 AS hours_filled"
-        f" FROM session_facts AS f CROSS JOIN LATERAL ({_CURRENT_TIMES}) AS t"
-        " WHERE f.region = ANY($1::text[]) AND t.starts_at >= $2 AND t.starts_at < $3"
-        " GROUP BY f.region, f.sector ORDER BY f.region, f.sector",
+        "SELECT region, sector, grouping(sector) = 1 AS total,"
+        " sum(posted) AS posted, sum(filled) AS filled,"
+        " sum(cancelled) AS cancelled, sum(unfilled) AS unfilled,"
+        " sum(late_cancelled) AS late_cancelled, sum(late_given_up) AS late_given_up,"
+        " coalesce(sum(extract(epoch FROM ends_at - starts_at) / 3600)"
+        " FILTER (WHERE filled > 0), 0)::float8 AS hours_filled,"
+        " count(fill_minutes) AS timed,"
+        " percentile_cont(0.5) WITHIN GROUP (ORDER BY fill_minutes) AS median_minutes,"
+        " percentile_cont(0.9) WITHIN GROUP (ORDER BY fill_minutes) AS p90_minutes"
+        " FROM session_facts"
+        " WHERE region = ANY($1::text[]) AND starts_at >= $2 AND starts_at < $3"
+        " GROUP BY GROUPING SETS ((region, sector), (region)) ORDER BY region, sector",
         regions,
         since,
         until,
     )
-    return [
+    sectors = [
         SectorPeriod(
             r["region"],
             r["sector"],
@@ -122,9 +191,102 @@ async def period_sectors(
             r["late_cancelled"],
             r["late_given_up"],
             r["hours_filled"],
+            _fill_times(r),
+        )
+        for r in rows
+        if not r["total"]
+    ]
+    return sectors, {r["region"]: _fill_times(r) for r in rows if r["total"]}
+
+
+async def daily(
+    conn: Conn | asyncpg.Pool, *, regions: list[str], since: datetime, until: datetime
+) -> list[DayRow]:
+    """Per region, local day of the start (England) and sector, and per region and day
+    over all sectors: sessions posted, filled now and cancelled, and the median minutes
+    to fill the filled ones (``period_sectors`` says how)."""
+    rows = await conn.fetch(
+        "SELECT region, (starts_at AT TIME ZONE 'Europe/London')::date AS day, sector,"
+        " grouping(sector) = 1 AS total, sum(posted) AS posted, sum(filled) AS filled,"
+        " sum(cancelled) AS cancelled,"
+        " percentile_cont(0.5) WITHIN GROUP (ORDER BY fill_minutes) AS median_minutes"
+        " FROM session_facts"
+        " WHERE region = ANY($1::text[]) AND starts_at >= $2 AND starts_at < $3"
+        " GROUP BY GROUPING SETS ((region, day, sector), (region, day))"
+        " ORDER BY region, day, sector",
+        regions,
+        since,
+        until,
+    )
+    return [
+        DayRow(
+            r["region"],
+            r["day"],
+            ALL_SECTORS if r["total"] else r["sector"],
+            r["posted"],
+            r["filled"],
+            r["cancelled"],
+            r["median_minutes"],
         )
         for r in rows
     ]
+
+
+async def open_sessions(
+    conn: Conn | asyncpg.Pool, *, regions: list[str], since: datetime, until: datetime
+) -> list[asyncpg.Record]:
+    """Sessions starting in [since, until) that are still open (posted, not filled now,
+    not cancelled, not started unfilled): id, region, sector and facts, by start."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT session_id, region, sector, facts FROM session_facts"
+        " WHERE region = ANY($1::text[]) AND starts_at >= $2 AND starts_at < $3"
+        " AND posted > 0 AND filled = 0 AND cancelled = 0 AND unfilled = 0"
+        " ORDER BY starts_at, session_id",
+        regions,
+        since,
+        until,
+    )
+    return rows
+
+
+# What an export reads, a chunk at a time: a year of a busy region is a few hundred
+# thousand sessions, which must not sit in memory at once.
+EXPORT_CHUNK = 1000
+
+
+async def export_sessions(
+    pool: asyncpg.Pool, *, regions: list[str], since: datetime, until: datetime
+) -> AsyncIterator[list[asyncpg.Record]]:
+    """Every session starting in [since, until) with its figures, timeline and facts,
+    by region, start and id, in chunks read through a cursor."""
+    async with pool.acquire() as conn, conn.transaction(readonly=True):
+        cursor = await conn.cursor(
+            "SELECT session_id, region, sector, facts, starts_at, ends_at, posted_at,"
+            f" filled_at, fill_minutes, {', '.join(COUNTED)} FROM session_facts"
+            " WHERE region = ANY($1::text[]) AND starts_at >= $2 AND starts_at < $3"
+            " ORDER BY region, starts_at, session_id",
+            regions,
+            since,
+            until,
+        )
+        while chunk := await cursor.fetch(EXPORT_CHUNK):
+            yield chunk
+
+
+async def export_moves(
+    conn: Conn | asyncpg.Pool, *, regions: list[str], since: datetime, until: datetime
+) -> list[dict[str, Any]]:
+    """Every move of matching's ledger that counts in [since, until) (its session's
+    start, or the transfer), reversed ones too with when, by region and time."""
+    rows = await conn.fetch(
+        "SELECT move_id, region, kind, from_sector, to_sector, hours, at, reversed_at"
+        " FROM drain_moves WHERE region = ANY($1::text[]) AND at >= $2 AND at < $3"
+        " ORDER BY region, at, move_id",
+        regions,
+        since,
+        until,
+    )
+    return [dict(r) for r in rows]
 
 
 async def add_move(

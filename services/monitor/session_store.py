@@ -18,16 +18,20 @@ from services.monitor.domain import (
     SectorCounts,
     SessionFacts,
     Stated,
+    Timeline,
+    Unmatched,
     record,
+    timeline,
 )
 from shared.db.types import Conn
 
 # Facts as JSON: each kind in a list of its own, each fact an object of its fields.
-_KINDS: dict[str, type[Stated | Offered | Filled | GivenUp]] = {
+_KINDS: dict[str, type[Stated | Offered | Filled | GivenUp | Unmatched]] = {
     "stated": Stated,
     "offered": Offered,
     "filled": Filled,
     "given_up": GivenUp,
+    "unmatched": Unmatched,
 }
 _IDS = {"event_id", "offer_id", "clinician_id", "released"}
 _TIMES = {"at", "starts_at", "ends_at"}
@@ -105,22 +109,35 @@ async def lock(
     return known
 
 
+# The timeline's columns (domain.Timeline) and its minutes to fill, kept beside the
+# figures so that periods, time to fill and the at-risk list are read by index rather
+# than from the facts' JSON, and the percentiles are taken of the domain's own minutes.
+TIMES: tuple[str, ...] = tuple(f.name for f in fields(Timeline))
+
+
 async def save(conn: Conn, folded: Folded) -> None:
-    """Keep the sessions' new facts and figures (their rows exist: ``lock`` made them)
-    and add the change in figures to the counters: one statement, one round trip."""
+    """Keep the sessions' new facts, figures and timelines (their rows exist: ``lock``
+    made them) and add the change in figures to the counters: one statement, one round
+    trip."""
     ids = list(folded.facts)
     figures = [folded.figures[sid] for sid in ids]
-    n = len(COUNTED)
+    timelines = [folded.timelines.get(sid) or timeline(folded.facts[sid]) for sid in ids]
+    n, t = len(COUNTED), len(TIMES)
     per_session = ", ".join(f"${i + 5}::int[]" for i in range(n))
-    per_sector = ", ".join(f"${i + n + 7}::int[]" for i in range(n))
+    times = ", ".join(f"${i + n + 5}::timestamptz[]" for i in range(t))
+    first = n + t + 6  # the counters' change, after the minutes to fill
+    per_sector = ", ".join(f"${i + first + 2}::int[]" for i in range(n))
     await conn.execute(
         "WITH kept AS (UPDATE session_facts AS s SET facts = u.facts::jsonb,"
-        f" region = u.region, sector = u.sector, {', '.join(f'{c} = u.{c}' for c in COUNTED)}"
-        f" FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], {per_session})"
-        f" AS u(session_id, facts, region, sector, {', '.join(COUNTED)})"
+        f" region = u.region, sector = u.sector, {', '.join(f'{c} = u.{c}' for c in COUNTED)},"
+        f" {', '.join(f'{c} = u.{c}' for c in TIMES)}, fill_minutes = u.fill_minutes"
+        f" FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], {per_session}, {times},"
+        f" ${first - 1}::float8[])"
+        f" AS u(session_id, facts, region, sector, {', '.join(COUNTED)}, {', '.join(TIMES)},"
+        " fill_minutes)"
         " WHERE s.session_id = u.session_id RETURNING 1)"
         f" INSERT INTO sector_counts (region, sector, {', '.join(COUNTED)})"
-        f" SELECT * FROM unnest(${n + 5}::text[], ${n + 6}::text[], {per_sector})"
+        f" SELECT * FROM unnest(${first}::text[], ${first + 1}::text[], {per_sector})"
         " ON CONFLICT (region, sector) DO UPDATE SET "
         + ", ".join(f"{c} = sector_counts.{c} + EXCLUDED.{c}" for c in COUNTED),
         ids,
@@ -128,6 +145,8 @@ async def save(conn: Conn, folded: Folded) -> None:
         [f.region if f is not None else None for f in figures],
         [f.sector if f is not None else None for f in figures],
         *([getattr(f, c) if f is not None else 0 for f in figures] for c in COUNTED),
+        *([getattr(line, c) for line in timelines] for c in TIMES),
+        [line.minutes_to_fill() for line in timelines],
         [c.region for c in folded.changes],
         [c.sector for c in folded.changes],
         *([getattr(c, name) for c in folded.changes] for name in COUNTED),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
@@ -20,8 +20,8 @@ from fastapi.security import APIKeyCookie
 from services.monitor import viewers
 from services.monitor.access import Viewer, same_origin
 from services.monitor.settings import MonitorSettings
-from shared.http.problems import Problem
-from shared.http.ratelimit import RateLimiter, retry_after_header
+from shared.http.problems import PROBLEM_JSON, Problem
+from shared.http.ratelimit import RateLimiter, client_key, retry_after_header
 from shared.runtime import Runtime
 
 router = APIRouter(tags=["sign-in"])
@@ -45,7 +45,7 @@ class _SignInFirst(Exception):  # noqa: N818 - a redirect, not an error
 
 def install(app: FastAPI, settings: MonitorSettings) -> None:
     """What sign-in keeps per process: its rate limiter (per source address as the
-    server saw it: ``X-Forwarded-For`` is never read), the session length, and the
+    server saw it: ``X-Forwarded-For`` only from a trusted proxy), the session length, and the
     page's redirect to this form."""
     app.state.signin_limiter = RateLimiter(settings.signin_per_s, settings.signin_burst)
     app.state.session_ttl = timedelta(hours=settings.session_hours)
@@ -88,6 +88,17 @@ async def signed_in_page(
 SignedIn = Annotated[Viewer, Depends(signed_in)]
 SignedInPage = Annotated[Viewer, Depends(signed_in_page)]
 
+# How the answers are documented (OpenAPI), so a client knows each one's body.
+PROBLEM: dict[str, Any] = {"content": {PROBLEM_JSON: {"schema": {"type": "object"}}}}
+_HTML: dict[str, Any] = {"content": {"text/html": {"schema": {"type": "string"}}}}
+# For routes that ask for ``SignedIn`` / ``SignedInPage``.
+SIGNED_IN_ANSWERS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No live session came with the request.", **PROBLEM}
+}
+PAGE_ANSWERS: dict[int | str, dict[str, Any]] = {
+    303: {"description": "No live session: on to the sign-in form."}
+}
+
 
 def _page(status: int, error: str = "", headers: dict[str, str] | None = None) -> HTMLResponse:
     page = _PAGE
@@ -123,13 +134,15 @@ async def _typed_code(request: Request) -> str:
 @router.post(
     "/signin",
     summary="Exchange a one-time invite code for a session cookie",
-    response_class=HTMLResponse,
+    # The redirect has no body; the refusals are the form again, with the error.
+    response_class=RedirectResponse,
     status_code=303,
     responses={
         303: {"description": "Signed in: the cookie is set; on to the dashboard."},
-        401: {"description": "Not a live code (unknown, used, expired or revoked)."},
-        403: {"description": "Posted from another site."},
-        429: {"description": "Too many attempts from this address; see Retry-After."},
+        401: {"description": "Not a live code (unknown, used, expired or revoked).", **_HTML},
+        403: {"description": "Posted from another site.", **_HTML},
+        413: {"description": f"A form over {_MAX_FORM_BYTES} bytes.", **PROBLEM},
+        429: {"description": "Too many attempts from this address; see Retry-After.", **_HTML},
     },
     openapi_extra={
         "requestBody": {
@@ -153,10 +166,9 @@ async def signin(request: Request) -> Response:
     if not same_origin(request.headers.get("origin"), request.headers.get("host")):
         return _page(403, "This form can only be sent from the monitor's own page.")
     limiter: RateLimiter = request.app.state.signin_limiter
-    # The address the connection came from; the service is served without trusting
-    # proxy headers (services/monitor/app.py), so a spoofed X-Forwarded-For changes nothing.
-    client = request.client.host if request.client else "unknown"
-    if wait := limiter.take(client):
+    # The address the connection came from: X-Forwarded-For is believed only from a
+    # configured trusted proxy (services/monitor/app.py), so a spoofed one changes nothing.
+    if wait := limiter.take(client_key(request)):
         retry = retry_after_header(wait)
         return _page(
             429,
@@ -190,6 +202,7 @@ async def signin(request: Request) -> Response:
 @router.post(
     "/signout",
     summary="End this session",
+    response_class=RedirectResponse,
     status_code=303,
     responses={303: {"description": "Signed out; on to the sign-in form."}},
 )

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from services.vacancies import callback_store, repository
+from services.vacancies import callback_store, repository, sealing, secret_box
 from services.vacancies.domain import Organisation
 from services.vacancies.http import hash_api_key
 from shared.db.types import Conn
@@ -29,12 +29,14 @@ def new_api_key() -> str:
 
 
 async def add_organisation(conn: Conn, organisation: Organisation) -> tuple[str, str]:
-    """Register ``organisation``; return its web hook secret and API key."""
+    """Register ``organisation``; return its web hook secret (stored sealed with the
+    installed keys) and API key (stored hashed)."""
     if organisation.pcn is not None:
         pcn = await repository.organisation(conn, organisation.pcn)
         if pcn is None:
             msg = f"PCN {organisation.pcn} is not registered; add it first"
             raise AdminError(msg)
+    await sealing.check_keys(conn, secret_box.installed())
     secret, key = new_webhook_secret(), new_api_key()
     try:
         await repository.insert_organisation(
@@ -67,19 +69,26 @@ async def set_callback_url(conn: Conn, ods_code: str, url: str | None) -> None:
 
 async def rotate_secret(conn: Conn, ods_code: str, *, grace: timedelta) -> str:
     """A new signing secret; the old one stays valid for ``grace``. Return the new one."""
-    current = await repository.current_secret(conn, ods_code)
-    if current is None:
+    box = secret_box.installed()
+    if grace > timedelta(0):
+        # Without a grace period no old secret is needed, nor the key it is sealed with:
+        # the way to issue new secrets once that key is lost.
+        await sealing.check_keys(conn, box)
+    # Plaintext an upgrade left is sealed first (the service does it at start, which may
+    # not have happened yet), so that the old secret moves over to stay valid.
+    await sealing.seal_plaintext(conn, box)
+    secret = new_webhook_secret()
+    until = datetime.now(UTC) + grace if grace > timedelta(0) else None
+    if not await repository.rotate_secret(conn, ods_code, secret, previous_until=until):
         msg = f"organisation {ods_code} is not registered"
         raise AdminError(msg)
-    secret = new_webhook_secret()
-    await _update(
-        conn,
-        ods_code,
-        webhook_secret=secret,
-        previous_secret=current,
-        previous_secret_until=datetime.now(UTC) + grace,
-    )
     return secret
+
+
+async def reencrypt_secrets(conn: Conn) -> sealing.Resealed:
+    """Seal every signing secret afresh with the first installed key (after a new key was
+    put first), so that the old keys can be dropped."""
+    return await sealing.reencrypt(conn, secret_box.installed())
 
 
 async def rotate_api_key(conn: Conn, ods_code: str) -> str:

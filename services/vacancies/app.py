@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import TypeAdapter
 
-from services.vacancies import SCHEMA, SERVICE, handlers, http, intake, sweeps
+from services.vacancies import SCHEMA, SERVICE, handlers, http, intake, sealing, sweeps
 from services.vacancies.settings import VacanciesSettings
 from shared.http.app import service_app
 from shared.http.ratelimit import RateLimiter
@@ -45,10 +45,13 @@ def create_app(settings: VacanciesSettings) -> FastAPI:
         description=DESCRIPTION,
         routers=[http.router],
         handlers=handlers.handlers(window),
-        background=[unfilled, callbacks, sweeps.prune_receipts_forever],
+        background=[unfilled, callbacks, sweeps.prune_receipts_forever, sealing.at_start(settings)],
     )
-    app.state.rate_limiter = RateLimiter(settings.rate_per_s, settings.rate_burst)
-    app.state.max_body_bytes = settings.max_body_bytes
+    app.state.limits = http.Limits(
+        organisations=RateLimiter(settings.rate_per_s, settings.rate_burst),
+        failures=RateLimiter(settings.failed_per_s, settings.failed_burst),
+        max_body_bytes=settings.max_body_bytes,
+    )
     _document_deliveries(app)
     return app
 
@@ -77,4 +80,9 @@ def main() -> None:
     """Run the service until SIGINT or SIGTERM."""
     settings = VacanciesSettings()
     configure_logging(SERVICE, settings.log_format)
-    serve(create_app(settings), host=settings.http_host, port=settings.http_port)
+    serve(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        trusted_proxies=settings.trusted_proxies,
+    )

@@ -66,13 +66,15 @@ async def claim_due(
     """Due deliveries, leased so that no other sender takes them while in flight.
 
     A crash mid-send leaves the lease to run out, and the delivery is tried again.
+    Each row carries the organisation's callback URL and its signing secret, still sealed
+    (``webhook_secret_sealed``): the sender opens it just before signing.
     """
     rows: list[asyncpg.Record] = await conn.fetch(
         "UPDATE callbacks c SET next_attempt_at = $1 + $2::interval, attempts = c.attempts + 1"
         " FROM organisations o WHERE c.id IN (SELECT id FROM callbacks WHERE status = 'pending'"
         " AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)"
         " AND o.ods_code = c.organisation"
-        " RETURNING c.*, o.callback_url, o.webhook_secret",
+        " RETURNING c.*, o.callback_url, o.webhook_secret_sealed",
         now,
         lease,
         limit,

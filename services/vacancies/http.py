@@ -1,12 +1,20 @@
 """HTTP adapter: the signed web hook and the organisations' read API.
 
-Thin: limit, authenticate, then hand to a use case or a repository query.
+Thin: authenticate, limit, then hand to a use case or a repository query. The order is
+the point: an organisation's budget is spent only by requests that prove they are
+its own (signed, or with its API key), or anyone could use it up and lock it out.
+Until a request has proved that, it is the source address that pays: each refusal
+(no or bad signature or key, unknown organisation, body too large) takes from that
+address's budget, and an address with none left is refused before any work is done.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -20,8 +28,8 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from services.vacancies import intake, repository
 from services.vacancies.domain import Organisation, SessionStatus
 from shared.catalogue import ODS_PATTERN
-from shared.http.problems import PROBLEM_JSON, Problem, problem_response
-from shared.http.ratelimit import RateLimiter, retry_after_header
+from shared.http.problems import PROBLEM_JSON, Problem
+from shared.http.ratelimit import RateLimiter, client_key, retry_after_header
 from shared.runtime import Runtime
 from shared.validation import Instant
 
@@ -35,19 +43,48 @@ def _runtime(request: Request) -> Runtime:
     return runtime
 
 
-def _limits(request: Request) -> tuple[RateLimiter, int]:
-    limiter: RateLimiter = request.app.state.rate_limiter
-    max_body: int = request.app.state.max_body_bytes
-    return limiter, max_body
+@dataclass(frozen=True)
+class Limits:
+    """What requests may cost, kept on ``app.state.limits``."""
+
+    organisations: RateLimiter  # per ODS code, charged once a request is authenticated
+    failures: RateLimiter  # per source address, charged by each unauthenticated refusal
+    max_body_bytes: int
 
 
-def _limited(limiter: RateLimiter, ods_code: str) -> JSONResponse | None:
-    wait = limiter.take(ods_code)
-    if not wait:
-        return None
-    response = problem_response(429, f"Too many requests for {ods_code}; slow down and retry.")
-    response.headers["Retry-After"] = retry_after_header(wait)
-    return response
+def _limits(request: Request) -> Limits:
+    limits: Limits = request.app.state.limits
+    return limits
+
+
+def _too_many(detail: str, wait: float) -> Problem:
+    retry = retry_after_header(wait)
+    return Problem(429, f"{detail} Retry in {retry} s.", headers={"Retry-After": retry})
+
+
+def _address_allowed(limits: Limits, address: str) -> None:
+    """Refuse, before reading or looking anything up, an address out of failures."""
+    if wait := limits.failures.wait(address):
+        raise _too_many("Too many unauthenticated requests from your address.", wait)
+
+
+@contextmanager
+def _failures_charged(limits: Limits, address: str) -> Iterator[None]:
+    """Each refusal raised inside costs the source address one of its failures."""
+    try:
+        yield
+    except Problem:
+        limits.failures.take(address)
+        raise
+
+
+def _organisation_allowed(limits: Limits, ods_code: str) -> None:
+    """Spend one of an authenticated organisation's requests."""
+    if wait := limits.organisations.take(ods_code):
+        raise _too_many(f"Too many requests for {ods_code}; slow down.", wait)
+
+
+_SIGNATURE_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 
 
 async def _body(request: Request, max_body: int) -> bytes:
@@ -107,25 +144,38 @@ def _verify(raw: bytes, headers: dict[str, str], secrets: list[str]) -> None:
         409: {"description": "The session is cancelled or already started.", **_PROBLEM},
         413: {"description": "The body is too large.", **_PROBLEM},
         422: {"description": "Invalid fields, each named with the rule broken.", **_PROBLEM},
-        429: {"description": "Too many requests; see Retry-After.", **_PROBLEM},
+        429: {
+            "description": "Too many signed requests for this organisation, or too many"
+            " refused ones from your address; see Retry-After.",
+            **_PROBLEM,
+        },
     },
 )
 async def post_webhook(request: Request, ods_code: OdsPath) -> JSONResponse:
     """Verify the delivery, then apply it once, whatever retries follow."""
     runtime = _runtime(request)
-    limiter, max_body = _limits(request)
-    if (refusal := _limited(limiter, ods_code)) is not None:
-        return refusal
-    raw = await _body(request, max_body)
+    limits = _limits(request)
+    address = client_key(request)
+    _address_allowed(limits, address)
+    with _failures_charged(limits, address):
+        # An unsigned request is refused before its body is read or the database asked.
+        if missing := [h for h in _SIGNATURE_HEADERS if h not in request.headers]:
+            raise Problem(401, f"Signature could not be verified: no {', '.join(missing)}.")
+        raw = await _body(request, limits.max_body_bytes)
     # One connection for the whole request: each pool round (acquire, reset, release)
     # costs round trips the intake benchmark could see.
     async with runtime.pool.acquire() as conn:
-        found = await repository.organisation_with_secrets(conn, ods_code, now=datetime.now(UTC))
-        if found is None:
-            # Unknown and wrongly signed look the same: nothing to learn by probing.
-            raise Problem(401, "Signature could not be verified.")
-        organisation, secrets = found
-        _verify(raw, dict(request.headers), secrets)
+        with _failures_charged(limits, address):
+            found = await repository.organisation_with_secrets(
+                conn, ods_code, now=datetime.now(UTC)
+            )
+            if found is None:
+                # Unknown and wrongly signed look the same: nothing to learn by probing.
+                raise Problem(401, "Signature could not be verified.")
+            organisation, secrets = found
+            _verify(raw, dict(request.headers), secrets)
+        # Signed by the organisation: from here on it is its own budget that pays.
+        _organisation_allowed(limits, ods_code)
         if not organisation.active:
             raise Problem(403, "This organisation is deactivated and may not post sessions.")
         webhook_id = request.headers["webhook-id"]
@@ -165,21 +215,22 @@ async def _reader(
     ods_code: OdsPath,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Organisation:
-    if credentials is None:
-        raise Problem(401, "Send your API key as 'Authorization: Bearer fsk_...'.")
-    limiter, _ = _limits(request)
-    organisation = await repository.organisation_by_api_key(
-        _runtime(request).pool, hash_api_key(credentials.credentials)
-    )
-    if organisation is None:
-        raise Problem(401, "That API key is not valid.")
+    limits = _limits(request)
+    address = client_key(request)
+    _address_allowed(limits, address)
+    with _failures_charged(limits, address):
+        if credentials is None:
+            raise Problem(401, "Send your API key as 'Authorization: Bearer fsk_...'.")
+        organisation = await repository.organisation_by_api_key(
+            _runtime(request).pool, hash_api_key(credentials.credentials)
+        )
+        if organisation is None:
+            raise Problem(401, "That API key is not valid.")
+    # The key's own organisation pays, whichever path it asked for: a key holder
+    # probing other organisations' paths spends its own budget, never theirs.
+    _organisation_allowed(limits, organisation.ods_code)
     if organisation.ods_code != ods_code:
         raise Problem(404, "No such organisation for this key.")
-    wait = limiter.take(ods_code)
-    if wait:
-        raise Problem(
-            429, f"Too many requests for {ods_code}; retry in {retry_after_header(wait)} s."
-        )
     return organisation
 
 
@@ -238,7 +289,11 @@ _READ_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid API key.", **_PROBLEM},
     404: {"description": "Not yours, or no such session.", **_PROBLEM},
     422: {"description": "Invalid filter.", **_PROBLEM},
-    429: {"description": "Too many requests.", **_PROBLEM},
+    429: {
+        "description": "Too many requests with this key, or too many refused ones from"
+        " your address; see Retry-After.",
+        **_PROBLEM,
+    },
 }
 
 

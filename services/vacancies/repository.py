@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from services.vacancies import secret_box
 from services.vacancies.domain import NewSession, Organisation, SessionStatus, StoredSession
 from shared.catalogue import Role, Sector, Skill, Urgency
 from shared.db.types import Conn
@@ -40,18 +41,30 @@ async def organisation(conn: Db, ods_code: str) -> Organisation | None:
 async def organisation_with_secrets(
     conn: Db, ods_code: str, *, now: datetime
 ) -> tuple[Organisation, list[str]] | None:
-    """The organisation and every signing secret valid now (two during a rotation)."""
+    """The organisation and every signing secret valid now (two during a rotation),
+    decrypted with this process's keys (SecretKeyError if they can't be)."""
     row = await conn.fetchrow("SELECT * FROM organisations WHERE ods_code = $1", ods_code)
     if row is None:
         return None
-    secrets = [row["webhook_secret"]]
+    secrets = [opened_secret(row["webhook_secret_sealed"], ods_code)]
     if (
-        row["previous_secret"]
+        row["previous_secret_sealed"]
         and row["previous_secret_until"]
         and row["previous_secret_until"] > now
     ):
-        secrets.append(row["previous_secret"])
+        secrets.append(opened_secret(row["previous_secret_sealed"], ods_code))
     return _organisation(row), secrets
+
+
+def opened_secret(sealed: str | None, ods_code: str) -> str:
+    """A stored signing secret decrypted with this process's keys; SecretKeyError if
+    they can't, or if it is not sealed yet."""
+    if sealed is None:
+        # Only between the upgrade's migration and the start-up step that seals the
+        # plaintext it left: the sender retries a 5xx, and by then it is sealed.
+        msg = f"the signing secret of {ods_code} is not sealed yet (the service seals it at start)"
+        raise secret_box.SecretKeyError(msg)
+    return secret_box.installed().open(sealed)
 
 
 async def organisation_by_api_key(conn: Db, api_key_hash: str) -> Organisation | None:
@@ -63,10 +76,11 @@ async def organisation_by_api_key(conn: Db, api_key_hash: str) -> Organisation |
 async def insert_organisation(
     conn: Conn, organisation: Organisation, *, secret: str, api_key_hash: str
 ) -> None:
-    """Register a new organisation; UniqueViolationError if its ODS code is taken."""
+    """Register a new organisation, its secret sealed with this process's first key;
+    UniqueViolationError if its ODS code is taken."""
     await conn.execute(
         "INSERT INTO organisations (ods_code, name, sector, region, latitude, longitude,"
-        " webhook_secret, active, pcn, callback_url, api_key_hash, imd_decile, place)"
+        " webhook_secret_sealed, active, pcn, callback_url, api_key_hash, imd_decile, place)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         organisation.ods_code,
         organisation.name,
@@ -74,7 +88,7 @@ async def insert_organisation(
         organisation.region,
         organisation.latitude,
         organisation.longitude,
-        secret,
+        secret_box.installed().seal(secret),
         organisation.active,
         organisation.pcn,
         organisation.callback_url,
@@ -86,14 +100,8 @@ async def insert_organisation(
 
 async def update_organisation(conn: Conn, ods_code: str, **columns: Any) -> bool:
     """Set the given columns (fixed names from admin code); False if no such organisation."""
-    allowed = {
-        "active",
-        "callback_url",
-        "webhook_secret",
-        "previous_secret",
-        "previous_secret_until",
-        "api_key_hash",
-    }
+    # Signing secrets go through rotate_secret and set_sealed, which seal them.
+    allowed = {"active", "callback_url", "api_key_hash"}
     if not columns or set(columns) - allowed:
         msg = f"cannot update {sorted(set(columns) - allowed)}"
         raise ValueError(msg)
@@ -107,12 +115,64 @@ async def update_organisation(conn: Conn, ods_code: str, **columns: Any) -> bool
     return result.endswith(" 1")
 
 
-async def current_secret(conn: Conn, ods_code: str) -> str | None:
-    """The secret callbacks are signed with now."""
+async def rotate_secret(
+    conn: Conn, ods_code: str, secret: str, *, previous_until: datetime | None
+) -> bool:
+    """Make ``secret`` (sealed here) the organisation's signing secret, keeping the current
+    one valid until ``previous_until`` (None: not at all); False if no such organisation."""
+    # The current secret moves over still sealed: rotating never needs it decrypted.
+    # Without a grace period nothing is kept (nor needs the key it was sealed with).
+    result: str = await conn.execute(
+        "UPDATE organisations SET previous_secret_sealed = CASE WHEN $3::timestamptz"
+        " IS NOT NULL THEN webhook_secret_sealed END, webhook_secret_sealed = $2,"
+        " previous_secret_until = $3 WHERE ods_code = $1",
+        ods_code,
+        secret_box.installed().seal(secret),
+        previous_until,
+    )
+    return result.endswith(" 1")
+
+
+async def secrets_in_plaintext(conn: Conn) -> list[asyncpg.Record]:
+    """Organisations whose secrets an upgrade left in the legacy plaintext columns, locked."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT ods_code, webhook_secret_sealed, previous_secret_sealed,"
+        " legacy_webhook_secret, legacy_previous_secret FROM organisations"
+        " WHERE legacy_webhook_secret IS NOT NULL OR legacy_previous_secret IS NOT NULL"
+        " ORDER BY ods_code FOR UPDATE"
+    )
+    return rows
+
+
+async def sealed_secrets(conn: Db, *, lock: bool) -> list[asyncpg.Record]:
+    """Every organisation's sealed secrets, the previous one only while it is still valid
+    (``lock``: for update, to re-seal them)."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT ods_code, webhook_secret_sealed, CASE WHEN previous_secret_until > now()"
+        " THEN previous_secret_sealed END AS previous_secret_sealed FROM organisations"
+        " WHERE webhook_secret_sealed IS NOT NULL ORDER BY ods_code"
+        + (" FOR UPDATE" if lock else "")
+    )
+    return rows
+
+
+async def newest_sealed_secret(conn: Conn) -> str | None:
+    """The sealed secret of the organisation registered last, if any."""
     value: str | None = await conn.fetchval(
-        "SELECT webhook_secret FROM organisations WHERE ods_code = $1", ods_code
+        "SELECT webhook_secret_sealed FROM organisations WHERE webhook_secret_sealed IS NOT NULL"
+        " ORDER BY created_at DESC LIMIT 1"
     )
     return value
+
+
+async def set_sealed(conn: Conn, secrets: list[tuple[str, str, str | None]]) -> None:
+    """Store (ODS code, sealed secret, sealed previous secret or None) for each
+    organisation, and empty its legacy plaintext columns."""
+    await conn.executemany(
+        "UPDATE organisations SET webhook_secret_sealed = $2, previous_secret_sealed = $3,"
+        " legacy_webhook_secret = NULL, legacy_previous_secret = NULL WHERE ods_code = $1",
+        secrets,
+    )
 
 
 async def claim_receipt(

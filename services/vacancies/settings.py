@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 
 from shared.settings import ServiceSettings
 
@@ -15,6 +15,17 @@ class VacanciesSettings(ServiceSettings):
     """Settings of the vacancies service (``FAIRSHARE_VACANCIES_*``)."""
 
     http_port: int = Field(default=8001, validation_alias=_env("PORT"), description="HTTP port.")
+    secret_keys: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("SECRET_KEYS"),
+        description=(
+            "Fernet keys, comma separated, that encrypt organisations' web hook signing"
+            " secrets in the database: the first encrypts, every one decrypts. Required (the"
+            " service refuses to start without it); make one with `fairshare org"
+            " new-secret-key`. To rotate: put a new key first, restart, run `fairshare org"
+            " reencrypt-secrets`, then drop the old key."
+        ),
+    )
     max_body_bytes: int = Field(
         default=1_048_576,
         gt=0,
@@ -25,13 +36,33 @@ class VacanciesSettings(ServiceSettings):
         default=50.0,
         gt=0,
         validation_alias=_env("RATE_PER_S"),
-        description="Requests a second each organisation may make, sustained.",
+        description=(
+            "Requests a second each organisation may make, sustained; only requests it"
+            " signed (or sent with its API key) count."
+        ),
     )
     rate_burst: float = Field(
         default=100.0,
         ge=1,
         validation_alias=_env("RATE_BURST"),
         description="Requests an organisation may make at once before the rate applies.",
+    )
+    failed_per_s: float = Field(
+        default=1.0,
+        gt=0,
+        validation_alias=_env("FAILED_PER_S"),
+        description=(
+            "Unauthenticated requests a second one source address may have refused,"
+            " sustained (bad or missing signature or API key, unknown organisation, body"
+            " too large). Past it, that address gets 429; the organisations' own budgets"
+            " are spent only by their authenticated requests."
+        ),
+    )
+    failed_burst: float = Field(
+        default=30.0,
+        ge=1,
+        validation_alias=_env("FAILED_BURST"),
+        description="Unauthenticated refusals one address may have at once before 429.",
     )
     callback_base_s: float = Field(
         default=30.0,

@@ -34,7 +34,10 @@ async def apply_migrations(conn: Conn, schema: str, service_dir: Path) -> list[s
     await conn.execute("SELECT pg_advisory_lock($1)", lock_key)
     try:
         await conn.execute("CREATE EXTENSION IF NOT EXISTS btree_gist WITH SCHEMA public")
-        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        # Not CREATE SCHEMA IF NOT EXISTS: a service's role may not create schemas, and
+        # PostgreSQL checks that before whether the schema exists (shared/db/roles.py).
+        if not await conn.fetchval("SELECT true FROM pg_namespace WHERE nspname = $1", schema):
+            await conn.execute(f"CREATE SCHEMA {schema}")
         await conn.execute(
             f"CREATE TABLE IF NOT EXISTS {schema}.schema_migrations ("
             " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"

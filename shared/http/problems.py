@@ -91,4 +91,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(exc.status_code, str(exc.detail), instance=request.url.path)
+        response = problem_response(exc.status_code, str(exc.detail), instance=request.url.path)
+        # The exception's own headers stay: a 405's Allow (RFC 9110 requires it), a 401's
+        # WWW-Authenticate.
+        response.headers.update(exc.headers or {})
+        return response

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream.kafka import KafkaBroker
+from faststream.security import BaseSecurity
 
 from shared.db.outbox import Partition
 
@@ -20,7 +21,7 @@ from shared.db.outbox import Partition
 MAX_BATCH_BYTES = 512 * 1024
 
 
-def make_broker(bootstrap: str, logger: Any) -> KafkaBroker:
+def make_broker(bootstrap: str, logger: Any, security: BaseSecurity | None = None) -> KafkaBroker:
     """A broker whose producer sends a burst as few, large batches.
 
     Consumers may start reading inside a batch (a rewind after a failure, a committed
@@ -40,6 +41,7 @@ def make_broker(bootstrap: str, logger: Any) -> KafkaBroker:
         # a busy service's log volume.
         log_level=logging.DEBUG,
         client_id="fairshare",
+        security=security,
     )
 
 
@@ -50,9 +52,16 @@ class KafkaPublisher:
     the outbox relay can tell a broker that lost its log (see shared/db/outbox.py).
     """
 
-    def __init__(self, broker: KafkaBroker, bootstrap: str | None = None) -> None:
+    def __init__(
+        self,
+        broker: KafkaBroker,
+        bootstrap: str | None = None,
+        client_options: dict[str, Any] | None = None,
+    ) -> None:
         self._broker = broker
         self._bootstrap = bootstrap
+        # TLS and SASL for its own readers, as the broker has them (shared/messaging/security.py).
+        self._options = client_options or {}
         self._reader: AIOKafkaConsumer | None = None
 
     async def publish(
@@ -93,7 +102,9 @@ class KafkaPublisher:
             msg = "reading the broker's logs needs the bootstrap address"
             raise RuntimeError(msg)
         if self._reader is None:
-            reader = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
+            reader = AIOKafkaConsumer(
+                bootstrap_servers=self._bootstrap, enable_auto_commit=False, **self._options
+            )
             await asyncio.wait_for(reader.start(), timeout=10)
             self._reader = reader
         return self._reader
@@ -129,6 +140,7 @@ class KafkaPublisher:
             bootstrap_servers=self._bootstrap,
             enable_auto_commit=False,
             max_partition_fetch_bytes=1024,
+            **self._options,
         )
         await asyncio.wait_for(reader.start(), timeout=10)
         try:

@@ -5,14 +5,47 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from typing import Any
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
-from shared.events.registry import PARTITIONS, all_topics
+from shared.events.registry import (
+    PARTITIONS,
+    PRODUCERS,
+    all_topics,
+    dead_letter_topic,
+    stream_for,
+)
 
 log = structlog.get_logger(__name__)
+
+# Every topic's settings, declared once here and sent with CreateTopics to any broker.
+# The event streams are kept for ever: `fairshare monitor rebuild` replays them from the
+# earliest offset and gives the same figures only if no event was ever deleted. Deleted,
+# never compacted: the key is the region, so compaction would keep one event a region.
+# Dead letters are kept 90 days, for someone to read the reason and replay by hand.
+# Tansu (make run) takes these settings and, holding topics in memory, has nothing to
+# apply them to. The reasoning and the disk it costs: deploy/README.md, "Topic retention".
+KEEP_FOREVER: dict[str, str] = {
+    "cleanup.policy": "delete",
+    "retention.ms": "-1",
+    "retention.bytes": "-1",
+}
+DEAD_LETTER_RETENTION_DAYS = 90
+DEAD_LETTER_CONFIG: dict[str, str] = {
+    "cleanup.policy": "delete",
+    "retention.ms": str(DEAD_LETTER_RETENTION_DAYS * 24 * 3600 * 1000),
+    "retention.bytes": "-1",
+}
+
+
+def topic_configs(prefix: str = "") -> dict[str, dict[str, str]]:
+    """Each topic's settings (cleanup and retention), by topic name."""
+    configs = {stream_for(producer, prefix): dict(KEEP_FOREVER) for producer in PRODUCERS}
+    configs[dead_letter_topic(prefix)] = dict(DEAD_LETTER_CONFIG)
+    return configs
 
 
 async def ensure_topics(
@@ -22,6 +55,7 @@ async def ensure_topics(
     partitions: int = PARTITIONS,
     replication: int = 1,
     timeout_s: float = 30.0,
+    client_options: dict[str, Any] | None = None,
 ) -> list[str]:
     """Create every Fairshare topic that does not exist yet; return all topic names.
 
@@ -29,9 +63,10 @@ async def ensure_topics(
     topics in memory) this is what brings them back.
     """
     wanted = all_topics(prefix)
+    configs = topic_configs(prefix)
     deadline = time.monotonic() + timeout_s
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(client_options or {}))
         try:
             await admin.start()
             existing = set(await admin.list_topics())
@@ -40,7 +75,10 @@ async def ensure_topics(
                 # Another service may win the race to create a topic; that is fine.
                 with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(
-                        [NewTopic(t, partitions, replication) for t in missing]
+                        [
+                            NewTopic(t, partitions, replication, topic_configs=configs[t])
+                            for t in missing
+                        ]
                     )
                 log.info("topics created", topics=missing)
             return wanted
@@ -52,7 +90,13 @@ async def ensure_topics(
             await admin.close()
 
 
-async def keep_topics(bootstrap: str, prefix: str = "", *, every_s: float = 5.0) -> None:
+async def keep_topics(
+    bootstrap: str,
+    prefix: str = "",
+    *,
+    every_s: float = 5.0,
+    client_options: dict[str, Any] | None = None,
+) -> None:
     """Recreate missing topics every ``every_s`` seconds, until cancelled.
 
     Tansu keeps topics in memory, so a broker restart loses them all; consumers
@@ -62,6 +106,6 @@ async def keep_topics(bootstrap: str, prefix: str = "", *, every_s: float = 5.0)
     while True:
         await asyncio.sleep(every_s)
         try:
-            await ensure_topics(bootstrap, prefix, timeout_s=every_s)
+            await ensure_topics(bootstrap, prefix, timeout_s=every_s, client_options=client_options)
         except Exception as exc:  # broker still away: try again next tick
             log.warning("topic check failed; will retry", error=repr(exc))

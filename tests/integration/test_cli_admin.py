@@ -9,7 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from fairshare.cli import app
+from services.vacancies.secret_box import KEYS_SETTING
 from tests.conftest import Infra
+from tests.integration.vacancies_support import TEST_SECRET_KEYS
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +20,7 @@ def test_organisation_administration_round_trip(infra: Infra, region: str) -> No
     """Add (secret and key printed), set a callback, rotate, deactivate, list: each says
     what it did, and mistakes get a clear message and a non-zero exit."""
     runner = CliRunner()
-    env = {"FAIRSHARE_DATABASE_URL": infra.dsn}
+    env = {"FAIRSHARE_DATABASE_URL": infra.dsn, KEYS_SETTING: TEST_SECRET_KEYS}
 
     def run(*args: str, code: int = 0) -> str:
         result = runner.invoke(app, list(args), env=env)

@@ -23,7 +23,7 @@ from playwright.async_api import async_playwright
 from pydantic import BaseModel
 
 from fairshare.infra import free_port
-from services.monitor import SCHEMA, SERVICE, http, viewers
+from services.monitor import SCHEMA, SERVICE, http, insights, viewers
 from services.monitor.handlers import handlers
 from services.monitor.settings import MonitorSettings
 from services.monitor.signin import COOKIE
@@ -72,10 +72,11 @@ def _consumer(pool: asyncpg.Pool) -> EventConsumer:
 
 
 def _app(pool: asyncpg.Pool) -> FastAPI:
-    """The monitor's router on a bare app (problem+json answers, a pool, no Kafka)."""
+    """The monitor's routers on a bare app (problem+json answers, a pool, no Kafka)."""
     app = FastAPI()
     install_problem_handlers(app)
     app.include_router(http.router)
+    app.include_router(insights.router)  # the page reads /api/regions and the others
     app.state.runtime = SimpleNamespace(pool=pool)
     return app
 

@@ -5,6 +5,7 @@ of the page in Debian's chromium, signed in with an invite code."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -20,13 +21,14 @@ from fastapi import FastAPI
 from playwright.async_api import Page, async_playwright
 
 from fairshare.infra import free_port
-from services.monitor import SCHEMA, SERVICE, http, signin, viewers
+from services.monitor import SCHEMA, SERVICE, http, insights, signin, viewers
 from services.monitor.handlers import handlers
+from services.monitor.live import LiveHub
 from services.monitor.settings import MonitorSettings
 from services.monitor.signin import COOKIE
-from services.monitor.summary import Period, period_bounds
+from services.monitor.summary import LOCAL, Period, period_bounds
 from shared.db.pool import create_pool
-from shared.events import EVENTS, new_envelope, topic_for
+from shared.events import EVENTS, MoveRecorded, new_envelope, topic_for
 from shared.http.problems import install_problem_handlers
 from shared.messaging.consumer import EventConsumer
 from shared.runtime import migrate
@@ -40,7 +42,7 @@ MIGRATIONS = Path(http.__file__).with_name("migrations")
 GP, PHARMACY = "general_practice", "community_pharmacy"
 
 
-class _NoDeadLetters:
+class NoDeadLetters:
     """Every message here is valid: a dead letter would be a failure of the test."""
 
     async def publish(self, *, topic: str, key: str, value: bytes, headers: dict[str, str]) -> None:
@@ -64,7 +66,7 @@ async def pool(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
 def consumer(pool: asyncpg.Pool) -> EventConsumer:
     """The consumer the service runs, minus Kafka: tests hand it messages directly."""
     return EventConsumer(
-        service=SERVICE, pool=pool, dead_letters=_NoDeadLetters(), handlers=handlers()
+        service=SERVICE, pool=pool, dead_letters=NoDeadLetters(), handlers=handlers()
     )
 
 
@@ -98,9 +100,12 @@ class Session:
         self.ends_at = starts_at + timedelta(hours=hours)
         self.session_id, self.offer_id, self.clinician_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
 
-    def message(self, event_type: str, **given: Any) -> tuple[str, bytes, bytes]:
-        """(topic, key, body) of ``event_type`` about this session; fields the monitor
-        does not read are filler, picked by name from the event's model."""
+    def message(
+        self, event_type: str, *, at: datetime | None = None, **given: Any
+    ) -> tuple[str, bytes, bytes]:
+        """(topic, key, body) of ``event_type`` about this session, said ``at`` (now if
+        not given); fields the monitor does not read are filler, picked by name from the
+        event's model."""
         filler: dict[str, Any] = {
             "session_id": self.session_id,
             "offer_id": self.offer_id,
@@ -126,6 +131,8 @@ class Session:
             "reason": "test",
             "late": False,
             "released_clinician_id": None,
+            "why": None,
+            "detail": "test",
             **given,
         }
         spec = EVENTS[event_type]
@@ -137,12 +144,21 @@ class Session:
             region=self.region,
             producer=spec.producer,
         )
+        if at is not None:
+            envelope = envelope.model_copy(update={"occurred_at": at})
         return topic_for(event_type), self.region.encode(), envelope.model_dump_json().encode()
 
 
-async def _feed(consumer: EventConsumer, session: Session, *steps: str, **given: Any) -> None:
+async def feed(
+    consumer: EventConsumer,
+    session: Session,
+    *steps: str,
+    at: datetime | None = None,
+    **given: Any,
+) -> None:
+    """Hand the consumer ``steps`` about ``session``, each said ``at`` (now if None)."""
     for event_type in steps:
-        assert await consumer.handle(*session.message(event_type, **given)), event_type
+        assert await consumer.handle(*session.message(event_type, at=at, **given)), event_type
 
 
 async def _summary(client: httpx.AsyncClient, region: str, period: str) -> dict[str, Any]:
@@ -154,7 +170,7 @@ async def _summary(client: httpx.AsyncClient, region: str, period: str) -> dict[
     return dict(summary)
 
 
-_FILL = ("session.posted", "session.offered", "session.filled")
+FILL = ("session.posted", "session.offered", "session.filled")
 
 
 async def test_headline_figures_count_sessions_by_their_start_as_they_stand_now(
@@ -165,17 +181,17 @@ async def test_headline_figures_count_sessions_by_their_start_as_they_stand_now(
     session. A filled session that started ten days ago counts in 28 days only, and a
     cancelled session starting tomorrow in none."""
     today = period_bounds(Period.TODAY, datetime.now(UTC))[0] + timedelta(hours=9)
-    await _feed(consumer, Session(region, GP, today, 4), *_FILL)
-    await _feed(consumer, Session(region, PHARMACY, today, 3), *_FILL)
+    await feed(consumer, Session(region, GP, today, 4), *FILL)
+    await feed(consumer, Session(region, PHARMACY, today, 3), *FILL)
     cancelled = Session(region, PHARMACY, today, 3)
-    await _feed(consumer, cancelled, *_FILL)
-    await _feed(consumer, cancelled, "session.cancelled", late=True)
+    await feed(consumer, cancelled, *FILL)
+    await feed(consumer, cancelled, "session.cancelled", late=True)
     given_up = Session(region, GP, today + timedelta(hours=1), 6)
-    await _feed(consumer, given_up, *_FILL)
-    await _feed(consumer, given_up, "booking.cancelled", late=True)
-    await _feed(consumer, Session(region, GP, today, 2), "session.posted")
-    await _feed(consumer, Session(region, GP, today - timedelta(days=10), 5), *_FILL)
-    await _feed(
+    await feed(consumer, given_up, *FILL)
+    await feed(consumer, given_up, "booking.cancelled", late=True)
+    await feed(consumer, Session(region, GP, today, 2), "session.posted")
+    await feed(consumer, Session(region, GP, today - timedelta(days=10), 5), *FILL)
+    await feed(
         consumer,
         Session(region, GP, today + timedelta(days=1), 5),
         "session.posted",
@@ -208,8 +224,8 @@ async def test_an_amended_start_moves_the_session_into_its_new_period(
     start vacancies last said; a region with nothing in the period is all zeros."""
     today = period_bounds(Period.TODAY, datetime.now(UTC))[0] + timedelta(hours=9)
     moved = Session(region, GP, today - timedelta(days=10), 4)
-    await _feed(consumer, moved, "session.posted")
-    await _feed(
+    await feed(consumer, moved, "session.posted")
+    await feed(
         consumer, moved, "session.amended", starts_at=today, ends_at=today + timedelta(hours=4)
     )
     assert (await _summary(client, region, "today"))["posted"] == 1
@@ -228,49 +244,122 @@ async def test_an_unknown_period_is_refused(client: httpx.AsyncClient) -> None:
 
 @pytest.fixture
 async def monitor_url(infra: Infra, pool: asyncpg.Pool) -> AsyncIterator[str]:
-    """The monitor's sign-in and page routes served by uvicorn in this process."""
+    """The monitor's sign-in, page and API routes served by uvicorn in this process,
+    with the live hub LISTENing as the service runs it (the page is pushed its news)."""
     app = FastAPI()
     install_problem_handlers(app)
     signin.install(app, settings_for(MonitorSettings, infra, ""))
     app.include_router(signin.router)
     app.include_router(http.router)
+    app.include_router(insights.router)
     app.state.runtime = SimpleNamespace(pool=pool)
+    hub = app.state.live = LiveHub()
+    listening = asyncio.create_task(hub.run(infra.dsn, SCHEMA))
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
     task = asyncio.create_task(server.serve())
     for _ in range(200):
-        if server.started:
+        if server.started and hub.listening:
             break
         await asyncio.sleep(0.05)
     assert server.started, "uvicorn did not start"
+    assert hub.listening, "the live hub is not listening"
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await task
+        listening.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listening
 
 
 async def _figure(page: Page, name: str) -> str:
     return (await page.get_by_test_id(f"summary-{name}").inner_text()).strip()
 
 
+async def _until_text(page: Page, testid: str, text: str, timeout_ms: float = 5000) -> None:
+    await page.wait_for_function(
+        '([id, text]) => { const e = document.querySelector(`[data-testid="${id}"]`);'
+        " return e !== null && e.textContent.trim() === text; }",
+        arg=[testid, text],
+        timeout=timeout_ms,
+    )
+
+
+def move(region: str, from_sector: str, to_sector: str, hours: float) -> tuple[str, bytes, bytes]:
+    """(topic, key, body) of a move of matching's ledger an hour ago."""
+    data = MoveRecorded(
+        move_id=uuid.uuid4(),
+        kind="session",
+        clinician_id=uuid.uuid4(),
+        from_sector=from_sector,
+        to_sector=to_sector,
+        place=None,
+        hours=hours,
+        at=datetime.now(UTC) - timedelta(hours=1),
+        session_id=uuid.uuid4(),
+    )
+    envelope = new_envelope(
+        data, event_type="move.recorded", schema_version=1, region=region, producer="matching"
+    )
+    return topic_for("move.recorded"), region.encode(), envelope.model_dump_json().encode()
+
+
+async def _scripted(consumer: EventConsumer, region: str) -> tuple[Session, Session]:
+    """Today: a GP session filled 45 minutes after it was posted (4 h), one open (2 h),
+    a pharmacy one cancelled; 20 days ago a GP session filled (5 h). Tomorrow, three
+    open sessions (at risk within 48 hours, whatever the time now): one held by the
+    drain guard, one not yet planned, one to be filled and one cancelled live by the
+    test (returned). Moves: pharmacy to GP 11.5 h and to dentistry 3.5 h, GP to
+    pharmacy 2 h."""
+    now = datetime.now(UTC)
+    midnight = period_bounds(Period.TODAY, now)[1]
+    today = midnight - timedelta(hours=15)  # 09:00 in England
+    filled = Session(region, GP, today, 4)
+    await feed(consumer, filled, "session.posted", at=now - timedelta(hours=3))
+    await feed(consumer, filled, *FILL[1:], at=now - timedelta(hours=3) + timedelta(minutes=45))
+    await feed(consumer, Session(region, GP, today, 2), "session.posted")
+    await feed(consumer, Session(region, PHARMACY, today, 3), "session.posted", "session.cancelled")
+    await feed(consumer, Session(region, GP, today - timedelta(days=20), 5), *FILL)
+    held = Session(region, GP, midnight + timedelta(minutes=30), 4)
+    await feed(consumer, held, "session.posted")
+    await feed(
+        consumer,
+        held,
+        "session.unmatched",
+        why="held_by_drain_guard",
+        detail="1 eligible clinician from other sectors was held back by the drain guard.",
+    )
+    to_fill = Session(region, PHARMACY, midnight + timedelta(hours=20), 3)
+    to_cancel = Session(region, "dentistry", midnight + timedelta(hours=21), 3)
+    for s in (to_fill, to_cancel):
+        await feed(consumer, s, "session.posted")
+    for m in (move(region, PHARMACY, GP, 11.5), move(region, PHARMACY, "dentistry", 3.5)):
+        assert await consumer.handle(*m)
+    assert await consumer.handle(*move(region, GP, PHARMACY, 2))
+    return to_fill, to_cancel
+
+
 @pytest.mark.browser
 async def test_the_headline_figures_and_the_drain_are_on_the_first_screen(
-    pool: asyncpg.Pool, consumer: EventConsumer, monitor_url: str, region: str, tmp_path: Path
+    pool: asyncpg.Pool, consumer: EventConsumer, monitor_url: str, region: str, artifacts_dir: Path
 ) -> None:
-    """Signed in with a code for one region: today's figures (3 posted, 1 filled of the
-    2 still wanted, 4 h), then 28 days' (one more filled, 5 h more) once the period is
-    switched (a click; arrow keys on the phone); the drain section starts within the
-    first 900 px and nothing scrolls sideways, at 1440x900 and 390x844."""
-    today = period_bounds(Period.TODAY, datetime.now(UTC))[0] + timedelta(hours=9)
-    await _feed(consumer, Session(region, GP, today, 4), *_FILL)
-    await _feed(consumer, Session(region, GP, today, 2), "session.posted")
-    await _feed(
-        consumer, Session(region, PHARMACY, today, 3), "session.posted", "session.cancelled"
-    )
-    await _feed(consumer, Session(region, GP, today - timedelta(days=20), 5), *_FILL)
+    """Signed in with a code for one region, at 1440x900 and 390x844: today's figures
+    (3 posted, 1 filled of the 2 still wanted, 4 h, filled in 45 minutes), then 28
+    days' once the period is switched (a click; arrow keys on the phone); the drain
+    section starts within the first 900 px, with the at-risk list beside it on the
+    desktop (2 sessions, matching's reason in words); the trends and the Sankey are
+    drawn at the page's width; nothing scrolls sideways.
+
+    On the desktop also: a custom period whose days are the wrong way round is refused
+    beside the field that is wrong, then shown; the live tail filtered to moves; and,
+    pushed without a reload or a poll, a session filled and one cancelled leave the
+    at-risk list within 3 seconds."""
+    to_fill, to_cancel = await _scripted(consumer, region)
+    shot = artifacts_dir / "monitor-{}-{}.png"
 
     async with async_playwright() as p:
         browser = await launch_chromium(p)
@@ -300,7 +389,13 @@ async def test_the_headline_figures_and_the_drain_are_on_the_first_screen(
                     "50%",
                 )
                 assert await _figure(page, "hours") == "4.0 h"
-                await page.screenshot(path=str(tmp_path / f"summary-{name}-today.png"))
+                assert await _figure(page, "fill-median") == "45 min"
+                assert await _figure(page, "fill-p90") == "45 min"
+                live = (3, 2) if name == "desktop" else (1, 0)  # at risk, by the end
+                await _until_text(page, "risk-48h", str(live[0]))
+                await page.locator("#trend-chart svg").wait_for(timeout=5000)
+                await page.locator("#flow-chart svg").wait_for(timeout=5000)
+                await page.screenshot(path=str(shot).format(name, "1-today"))
 
                 if name == "desktop":
                     await page.get_by_text("28 days", exact=True).click()
@@ -308,28 +403,85 @@ async def test_the_headline_figures_and_the_drain_are_on_the_first_screen(
                     await page.get_by_role("radio", name="Today").focus()
                     await page.keyboard.press("ArrowRight")
                     await page.keyboard.press("ArrowRight")
-                posted = page.get_by_test_id("summary-posted")
-                await page.wait_for_function(
-                    "() => document.querySelector('[data-testid=summary-posted]')"
-                    ".textContent.trim() === '4'",
-                    timeout=5000,
-                )
-                assert (await posted.inner_text()).strip() == "4"
+                await _until_text(page, "summary-posted", "4")
                 assert await _figure(page, "hours") == "9.0 h"
                 assert await _figure(page, "fill-rate") == "67%"
                 assert await page.get_by_role("radio", name="28 days").is_checked()
 
                 drain = page.get_by_test_id("drain")
+                risk = page.get_by_test_id("risk")
                 await page.get_by_test_id(f"drain-{region}").wait_for(timeout=5000)
-                box = await drain.bounding_box()
+                held = page.get_by_test_id("risk-reason-held_by_drain_guard")
+                assert (await held.inner_text()).strip() == "Held by the drain guard: 1"
+                assert await page.get_by_text("was held back by the drain guard").count() == 1
+                # Drawn for the page's width: the chart's text stays readable on a phone.
+                for chart in ("#trend-chart svg", "#flow-chart svg"):
+                    drawn = await page.locator(chart).bounding_box()
+                    assert drawn is not None
+                    assert drawn["width"] <= width, (name, chart, drawn)
+                trend = page.locator("#trend-chart svg title").first
+                assert await trend.text_content() == "Trends per day: All sectors"
+                flow = page.locator("#flow-chart svg")
+                assert "Community pharmacy to General practice: 11.5 h" in (await flow.inner_html())
+                drain_box, risk_box = await drain.bounding_box(), await risk.bounding_box()
                 overflow = await page.evaluate(
                     "document.documentElement.scrollWidth - document.documentElement.clientWidth"
                 )
                 # Taken before the checks of layout, so a failing layout is on file.
-                await page.screenshot(path=str(tmp_path / f"summary-{name}-28d.png"))
-                assert box is not None
-                assert box["y"] < 900, f"{name}: the drain section starts at {box['y']}px"
+                await page.screenshot(path=str(shot).format(name, "2-28d"))
+                assert drain_box is not None
+                assert risk_box is not None
+                assert drain_box["y"] < 900, f"{name}: the drain section starts at {drain_box}"
                 assert overflow <= 0, f"{name}: {overflow}px of sideways scrolling"
+                if name == "desktop":
+                    # Beside the drain, on the first screen.
+                    assert risk_box["x"] >= drain_box["x"] + drain_box["width"], risk_box
+                    assert risk_box["y"] < 900 / 2, risk_box
+                    await _desktop_only(page, consumer, to_fill, to_cancel)
+                await page.screenshot(path=str(shot).format(name, "3-full"), full_page=True)
                 await page.close()
         finally:
             await browser.close()
+
+
+async def _desktop_only(
+    page: Page, consumer: EventConsumer, to_fill: Session, to_cancel: Session
+) -> None:
+    """A custom period (refused the wrong way round, then shown), the tail filtered to
+    moves, and two live updates."""
+    today = datetime.now(UTC).astimezone(LOCAL).date()
+    yesterday = today - timedelta(days=1)
+    await page.get_by_text("Custom", exact=True).click()
+    await page.get_by_label("From", exact=True).fill(today.isoformat())
+    await page.get_by_label("To (included)", exact=True).fill(yesterday.isoformat())
+    await page.get_by_role("button", name="Show these days").click()
+    error = page.get_by_test_id("custom-to-error")
+    await _until_text(page, "custom-to-error", f"To: must be on or after from ({today})")
+    assert (
+        await page.get_by_label("To (included)", exact=True).get_attribute("aria-invalid") == "true"
+    )
+    assert await page.evaluate("document.activeElement.id") == "custom-to"
+    assert await error.is_visible()
+    await page.get_by_label("To (included)", exact=True).fill(today.isoformat())
+    await page.get_by_role("button", name="Show these days").click()
+    await _until_text(page, "summary-posted", "3")
+    assert await page.get_by_test_id("custom-to-error").inner_text() == ""
+    href = await page.locator("[data-export=sessions][data-format=csv]").get_attribute("href")
+    assert href is not None
+    assert f"from={today}" in href
+    assert "period=custom" in href
+
+    await page.get_by_label("Kind").select_option(label="Moved between sectors")
+    await page.wait_for_function(
+        "() => { const items = document.querySelectorAll('#activity-list li');"
+        " return items.length === 3 && [...items].every("
+        "   (li) => li.dataset.testid === 'tail-move.recorded'); }",
+        timeout=5000,
+    )
+
+    # Pushed: nothing reloads, and the page's only timer is a minute long.
+    await feed(consumer, to_fill, *FILL[1:])
+    await _until_text(page, "risk-48h", "2", timeout_ms=3000)
+    await feed(consumer, to_cancel, "session.cancelled")
+    await _until_text(page, "risk-48h", "1", timeout_ms=3000)
+    assert await page.get_by_test_id(f"risk-{to_fill.session_id}").count() == 0

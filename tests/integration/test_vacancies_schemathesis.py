@@ -344,6 +344,9 @@ async def test_vacancies_api_conforms_to_its_openapi(
         topic_prefix,
         FAIRSHARE_VACANCIES_RATE_PER_S=100_000,
         FAIRSHARE_VACANCIES_RATE_BURST=100_000,
+        # All from one address: its refused (unsigned) cases would hold up the rest.
+        FAIRSHARE_VACANCIES_FAILED_PER_S=100_000,
+        FAIRSHARE_VACANCIES_FAILED_BURST=100_000,
     ) as (app, client):
         ods, secret, api_key = await register(infra, region, ods="S" + uuid.uuid4().hex[:5].upper())
         with capture_logs():  # a line per request otherwise; failures keep their tracebacks

@@ -14,7 +14,7 @@ import httpx
 from fastapi import FastAPI
 from standardwebhooks import Webhook
 
-from services.vacancies import SCHEMA
+from services.vacancies import SCHEMA, secret_box
 from services.vacancies.admin import add_organisation
 from services.vacancies.app import create_app
 from services.vacancies.domain import Organisation
@@ -28,6 +28,14 @@ from shared.messaging.consumer import EventConsumer
 from shared.messaging.kafka import KafkaPublisher
 from tests.conftest import Infra
 from tests.integration.helpers import settings_for
+
+# This test run's key for the web hook secrets that vacancies apps and registrations here
+# seal and open. Installed for the process rather than put in the environment: the
+# end-to-end tests' `fairshare` commands inherit the environment, and must use their dev
+# system's key.
+TEST_SECRET_KEYS = secret_box.generate_key()
+TEST_SECRET_BOX = secret_box.SecretBox([TEST_SECRET_KEYS])
+secret_box.install(TEST_SECRET_BOX)
 
 
 @asynccontextmanager

@@ -31,8 +31,10 @@ def test_events_the_monitor_does_not_count_are_refused() -> None:
 
 def test_the_consumer_subscribes_to_exactly_the_counted_events() -> None:
     """handlers() covers the three session events, what releases a booking (so a session
-    no longer filled is not counted so) and the drain ledger's, nothing else."""
+    no longer filled is not counted so), matching's reasons for no offer (the at-risk
+    list) and the drain ledger's, nothing else."""
     assert set(handlers()) == {
+        "session.unmatched",
         "session.posted",
         "session.offered",
         "session.filled",

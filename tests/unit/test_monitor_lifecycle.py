@@ -6,7 +6,9 @@ that don't, some read by matching before a fill of the old shape), cancelled and
 started unfilled. Its events, shuffled across sessions and services, some delivered
 twice and split into batches as a consumer reads them, are folded as the monitor folds
 them; every session's figures, and the counters summed from the changes, must be what
-the world says.
+the world says; so must each session's timeline (when it was posted and when the
+booking that stands was made: time to fill) and, for a session still open, where it
+stands with matching (the at-risk list's reason).
 """
 
 from __future__ import annotations
@@ -30,15 +32,28 @@ from services.monitor.domain import (
     SectorCounts,
     SessionFacts,
     Stated,
+    Unmatched,
     figures,
     fold,
+    timeline,
 )
+from services.monitor.risk import Status, standing
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 # (organisation, sector): an amendment moving a session between them moves its figures.
 SITES = [("A81001", "general_practice"), ("FVR79", "community_pharmacy")]
 ROLES = ["gp", "clinical_pharmacist"]
-ACTIONS = ["offer", "fill", "give_up", "amend", "amend_same", "amend_in_flight", "close"]
+ACTIONS = [
+    "offer",
+    "fill",
+    "give_up",
+    "amend",
+    "amend_same",
+    "amend_in_flight",
+    "unmatched",
+    "close",
+]
+WHYS = ["no_eligible_clinician", "held_by_drain_guard", "declined_by_all", "clinicians_taken"]
 
 
 @dataclass
@@ -49,6 +64,9 @@ class World:
     clock: int = 0
     events: list[tuple[uuid.UUID, Fact]] = field(default_factory=list)
     truth: dict[uuid.UUID, SectorCounts] = field(default_factory=dict)
+    # (posted at, the standing booking's time) and, for an open session, (status, why).
+    times: dict[uuid.UUID, tuple[datetime, datetime | None]] = field(default_factory=dict)
+    standing: dict[uuid.UUID, tuple[Status, str | None]] = field(default_factory=dict)
 
     def tick(self) -> datetime:
         self.clock += 1
@@ -94,6 +112,10 @@ def live_one_session(world: World, region: str, steps: list[str]) -> None:
     offer: Offered | None = None  # the live offer
     booked: Filled | None = None
     offered = cancelled = unfilled = late_cancelled = late_given_up = 0
+    ever_filled = False
+    # Where it stands with matching: its last offer, reason, booking given up, or
+    # change that withdrew offers (a booking released, if one was ever made).
+    status: tuple[Status, str | None] = (Status.WAITING, None)
 
     def say(fact: Fact) -> None:
         world.events.append((sid, fact))
@@ -105,6 +127,7 @@ def live_one_session(world: World, region: str, steps: list[str]) -> None:
                 uuid.uuid4(), uuid.uuid4(), world.tick(), region, now.sector, now.role or ""
             )
             offered = 1
+            status = (Status.OFFERED, None)
             say(offer)
         if step == "fill" and offer is not None:
             booked = Filled(
@@ -119,12 +142,14 @@ def live_one_session(world: World, region: str, steps: list[str]) -> None:
                 now.ends_at,
             )
             offer = None
+            ever_filled = True
             say(booked)
         elif step == "give_up" and booked is not None:
             late = rng.random() < 0.5
             late_given_up += late
             say(GivenUp(uuid.uuid4(), booked.offer_id, booked.clinician_id, world.tick(), late))
             booked = None
+            status = (Status.GIVEN_UP, None)
         elif step == "amend":
             # Vacancies names the clinician released only if it had read the fill.
             released = booked.clinician_id if booked and rng.random() < 0.7 else None
@@ -132,6 +157,13 @@ def live_one_session(world: World, region: str, steps: list[str]) -> None:
             now = replace(now, released=released)
             say(now)
             offer = booked = None  # matching withdraws offers and releases the booking
+            status = (Status.GIVEN_UP if ever_filled else Status.WAITING, None)
+        elif step == "unmatched" and booked is None:
+            # Matching plans it and finds nobody: its offer, if any, is gone.
+            why = rng.choice(WHYS)
+            say(Unmatched(uuid.uuid4(), world.tick(), why, f"because {why}"))
+            offer = None
+            status = (Status.NO_OFFER, why)
         elif step == "amend_same":
             now = _stated(now, Said.AMENDED, world.tick(), released=None)  # a new rate, say
             say(now)
@@ -141,6 +173,8 @@ def live_one_session(world: World, region: str, steps: list[str]) -> None:
             old = now
             now = _stated(_changed(rng, now, skills_too=False), Said.AMENDED, world.tick())
             say(replace(now, released=None))
+            status = (Status.GIVEN_UP if ever_filled else Status.WAITING, None)
+            ever_filled = True
             say(
                 Filled(
                     uuid.uuid4(),
@@ -165,6 +199,10 @@ def live_one_session(world: World, region: str, steps: list[str]) -> None:
                 cancelled, late_cancelled = 1, int(late)
             booked = None
             break
+    posted_at = next(f.at for i, f in world.events if i == sid and isinstance(f, Stated))
+    world.times[sid] = (posted_at, booked.at if booked is not None else None)
+    if booked is None and not cancelled and not unfilled:
+        world.standing[sid] = status
     world.truth[sid] = SectorCounts(
         region=region,
         sector=now.sector,
@@ -206,6 +244,21 @@ def test_in_the_order_said_every_session_has_the_worlds_figures(world: World) ->
     for sid, fact in world.events:
         known[sid] = fold({sid: (known.get(sid, SessionFacts()), None)}, [(sid, fact)]).facts[sid]
     assert {sid: figures(f) for sid, f in known.items()} == world.truth
+    _check_times_and_standing(world, known)
+
+
+def _check_times_and_standing(world: World, known: dict[uuid.UUID, SessionFacts]) -> None:
+    """Each session's post and standing booking times, and each open one's standing."""
+    lines = {sid: timeline(f) for sid, f in known.items()}
+    assert {sid: (t.posted_at, t.filled_at) for sid, t in lines.items()} == world.times
+    for sid, (posted_at, filled_at) in world.times.items():
+        minutes = lines[sid].minutes_to_fill()
+        if filled_at is None:
+            assert minutes is None
+        else:
+            assert minutes == (filled_at - posted_at).total_seconds() / 60
+    found = {sid: standing(known[sid]) for sid in world.standing}
+    assert {sid: (s.status, s.why) for sid, s in found.items()} == world.standing
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
@@ -231,6 +284,7 @@ def test_any_order_any_batches_and_duplicates_give_the_same_figures(
         kept.update({sid: (folded.facts[sid], folded.figures[sid]) for sid in folded.facts})
 
     assert {sid: figs for sid, (_, figs) in kept.items()} == world.truth
+    _check_times_and_standing(world, {sid: facts for sid, (facts, _) in kept.items()})
     summed = {
         (region, sector): tuple(counters[(region, sector, name)] for name in COUNTED)
         for region, sector, _ in counters

@@ -1,6 +1,7 @@
 """deploy/prometheus and deploy/grafana hold together: promtool accepts the scrape config,
-every alert fires in its unit test, and every series the rules and the dashboard ask
-for is one the services export.
+every alert fires in its unit test, every dashboard query is PromQL that Prometheus
+parses, and every series the rules and the dashboards ask for is one the services
+export.
 
 promtool comes from Debian's prometheus package, which `make` installs; without it
 these tests fail rather than skip."""
@@ -22,11 +23,18 @@ from shared.metrics import Metrics
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 PROMETHEUS = DEPLOY / "prometheus"
-DASHBOARD = DEPLOY / "grafana" / "dashboards" / "fairshare-operators.json"
+DASHBOARDS = sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
 DATASOURCE = DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
 SERVICES = {"vacancies": 8001, "bank": 8002, "matching": 8003, "monitor": 8004}
 # Series Prometheus makes itself rather than scrapes.
-BUILT_IN = {"up"}
+BUILT_IN = {"up", "ALERTS"}
+# Grafana's variables, as a panel's query may hold them, and a value Prometheus takes.
+GRAFANA_VARIABLES = {
+    "$region": ".*",
+    "$__range": "1h",
+    "$__rate_interval": "1m",
+    "$__interval": "1m",
+}
 
 
 def _promtool(*args: str) -> str:
@@ -89,7 +97,16 @@ def _exported() -> set[str]:
 
 def _series_in(expr: str) -> set[str]:
     """Metric names a PromQL expression reads (ours are all prefixed)."""
-    return set(re.findall(r"\b(fairshare_[a-z0-9_]+|process_[a-z0-9_]+|up)\b", expr))
+    return set(re.findall(r"\b(fairshare_[a-z0-9_]+|process_[a-z0-9_]+|up|ALERTS)\b", expr))
+
+
+def _dashboards() -> dict[str, dict[str, Any]]:
+    """Every provisioned dashboard, by file name."""
+    return {path.name: json.loads(path.read_text()) for path in DASHBOARDS}
+
+
+def _exprs(dashboard: dict[str, Any]) -> list[str]:
+    return [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
 
 
 def test_rules_and_dashboard_ask_only_for_series_the_services_export() -> None:
@@ -99,22 +116,70 @@ def test_rules_and_dashboard_ask_only_for_series_the_services_export() -> None:
     assert {"fairshare_consumer_lag", "fairshare_messages_total"} <= exported
     rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())
     used = {n for g in rules["groups"] for r in g["rules"] for n in _series_in(r["expr"])}
-    dashboard: dict[str, Any] = json.loads(DASHBOARD.read_text())
-    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
-    used |= {n for e in exprs for n in _series_in(e)}
     assert used, "no series found: the pattern is wrong"
-    assert used <= exported, f"not exported: {sorted(used - exported)}"
+    assert used <= exported, f"alerts.yml asks for what is not exported: {sorted(used - exported)}"
+    assert {"fairshare-operators.json", "fairshare-icb.json"} <= set(_dashboards())
+    for name, dashboard in _dashboards().items():
+        in_panels = {n for e in _exprs(dashboard) for n in _series_in(e)}
+        assert in_panels, f"{name}: no series found: the pattern is wrong"
+        assert in_panels <= exported, f"{name} asks for what is not exported: " + str(
+            sorted(in_panels - exported)
+        )
 
 
-def test_the_dashboard_is_one_provisioned_dashboard_on_the_provisioned_source() -> None:
-    """Panel ids unique, every panel and query on the data source provisioning makes."""
-    dashboard: dict[str, Any] = json.loads(DASHBOARD.read_text())
+def test_every_panel_query_is_promql_that_prometheus_parses(tmp_path: Path) -> None:
+    """Each panel's query, its Grafana variables given values, is written as a recording
+    rule and checked by `promtool check rules`: a typo in PromQL fails here, not on a
+    dashboard in production."""
+    rules = []
+    for name, dashboard in _dashboards().items():
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                expr = target["expr"]
+                for variable, value in GRAFANA_VARIABLES.items():
+                    expr = expr.replace(variable, value)
+                assert "$" not in expr, f"{name} {panel['title']}: a variable left: {expr}"
+                record = (
+                    f"dashboard:{Path(name).stem.replace('-', '_')}_{panel['id']}_{target['refId']}"
+                )
+                rules.append({"record": record, "expr": expr})
+    (tmp_path / "panels.yml").write_text(
+        yaml.safe_dump({"groups": [{"name": "panels", "rules": rules}]})
+    )
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: `make` installs Debian's prometheus package"
+    done = subprocess.run(
+        [promtool, "check", "rules", "panels.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{len(rules)} rules found" in done.stdout
+
+
+def test_each_dashboard_is_a_provisioned_dashboard_on_the_provisioned_source() -> None:
+    """Dashboard uids and panel ids unique, panels not overlapping on the grid, every
+    panel and query on the data source provisioning makes."""
     source = yaml.safe_load(DATASOURCE.read_text())["datasources"][0]["uid"]
-    ids = [p["id"] for p in dashboard["panels"]]
-    assert len(ids) == len(set(ids))
-    assert dashboard["uid"] == "fairshare-operators"
-    for panel in dashboard["panels"]:
-        assert panel["datasource"]["uid"] == source, panel["title"]
-        assert panel["targets"], panel["title"]
-        for target in panel["targets"]:
-            assert target["datasource"]["uid"] == source, panel["title"]
+    uids = {name: d["uid"] for name, d in _dashboards().items()}
+    assert len(set(uids.values())) == len(uids)
+    assert uids["fairshare-operators.json"] == "fairshare-operators"
+    assert uids["fairshare-icb.json"] == "fairshare-icb"
+    for name, dashboard in _dashboards().items():
+        ids = [p["id"] for p in dashboard["panels"]]
+        assert len(ids) == len(set(ids)), name
+        cells: dict[tuple[int, int], str] = {}
+        for panel in dashboard["panels"]:
+            assert panel["datasource"]["uid"] == source, panel["title"]
+            assert panel["targets"], panel["title"]
+            for target in panel["targets"]:
+                assert target["datasource"]["uid"] == source, panel["title"]
+            pos = panel["gridPos"]
+            assert pos["x"] + pos["w"] <= 24, (name, panel["title"])
+            for x in range(pos["x"], pos["x"] + pos["w"]):
+                for y in range(pos["y"], pos["y"] + pos["h"]):
+                    assert (x, y) not in cells, (name, panel["title"], cells.get((x, y)))
+                    cells[(x, y)] = panel["title"]

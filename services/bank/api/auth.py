@@ -11,9 +11,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.bank import repository
+from services.bank.api import SIGNED_IN, WITH_BODY, limited, problem
 from services.bank.domain import SESSION_TTL, Clinician, hash_token, new_token
 from shared.http.problems import Problem
-from shared.http.ratelimit import RateLimiter, retry_after_header
+from shared.http.ratelimit import RateLimiter, client_key, retry_after_header
 from shared.runtime import Runtime
 from shared.validation import Text
 
@@ -68,15 +69,16 @@ class SignedIn(BaseModel):
     "/exchange",
     summary="Exchange a one-time invite code for a session",
     responses={
-        401: {"description": "Unknown, used or expired code."},
-        429: {"description": "Too many attempts."},
+        **WITH_BODY,
+        401: problem("Unknown, used or expired code."),
+        429: limited("Too many attempts."),
     },
 )
 async def exchange(request: Request, response: Response, body: CodeIn) -> SignedIn:
     """Spend the code once; set the session cookie and return the token."""
     limiter: RateLimiter = request.app.state.signin_limiter
-    client = request.client.host if request.client else "unknown"
-    if wait := limiter.take(client):
+    # The connection's own address, or the client a configured trusted proxy named.
+    if wait := limiter.take(client_key(request)):
         retry = retry_after_header(wait)
         raise Problem(
             429,
@@ -118,7 +120,7 @@ async def exchange(request: Request, response: Response, body: CodeIn) -> Signed
     )
 
 
-@router.post("/signout", summary="End this session", status_code=204)
+@router.post("/signout", summary="End this session", status_code=204, responses=SIGNED_IN)
 async def signout(
     request: Request,
     response: Response,

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.bank import repository, use_cases
+from services.bank.api import INVALID, SIGNED_IN, WITH_BODY, problem
 from services.bank.api.auth import Me, runtime_of
 from services.bank.domain import check_window
 from services.bank.patterns import Pattern
 from shared.http.problems import Problem
-from shared.validation import Instant
+from shared.validation import Day, Instant, WallClock
 
-router = APIRouter(prefix="/api/availability", tags=["availability"])
+router = APIRouter(prefix="/api/availability", tags=["availability"], responses=SIGNED_IN)
 
 
 class WindowIn(BaseModel):
@@ -34,10 +35,10 @@ class PatternIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     weekday: int = Field(ge=0, le=6, description="0 is Monday, 6 is Sunday.")
-    start_time: time = Field(description="London time, e.g. 09:00.")
-    end_time: time = Field(description="London time, e.g. 17:00; after start_time.")
-    valid_from: date | None = Field(default=None, description="First date (default today).")
-    valid_until: date | None = Field(default=None, description="Last date, if any.")
+    start_time: WallClock = Field(description="London time, e.g. 09:00.")
+    end_time: WallClock = Field(description="London time, e.g. 17:00; after start_time.")
+    valid_from: Day | None = Field(default=None, description="First date (default today).")
+    valid_until: Day | None = Field(default=None, description="Last date, if any.")
 
     @model_validator(mode="after")
     def _order(self) -> PatternIn:
@@ -55,7 +56,7 @@ class ExceptionIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    on_date: date = Field(description="The London date to leave out.")
+    on_date: Day = Field(description="The London date to leave out.")
 
 
 def _conflict(exc: use_cases.BookingConflict) -> Problem:
@@ -77,7 +78,7 @@ def _conflict(exc: use_cases.BookingConflict) -> Problem:
     )
 
 
-@router.get("", summary="My windows")
+@router.get("", summary="My windows", responses=INVALID)
 async def windows(
     request: Request,
     me: Me,
@@ -99,7 +100,12 @@ async def windows(
     ]
 
 
-@router.post("", status_code=201, summary="Offer a window of time")
+@router.post(
+    "",
+    status_code=201,
+    summary="Offer a window of time",
+    responses={**WITH_BODY, 409: problem("It overlaps time you have already offered.")},
+)
 async def add_window(request: Request, me: Me, window: WindowIn) -> dict[str, Any]:
     """Store the window and let matching know."""
     problems = check_window(window.starts_at, window.ends_at, now=datetime.now(UTC))
@@ -129,7 +135,11 @@ async def add_window(request: Request, me: Me, window: WindowIn) -> dict[str, An
     "/{availability_id}",
     status_code=204,
     summary="Take a window back",
-    responses={409: {"description": "A booking needs this time: cancel it first."}},
+    responses={
+        **INVALID,
+        404: problem("No such window of yours."),
+        409: problem("A booking needs this time: cancel it first."),
+    },
 )
 async def remove_window(request: Request, me: Me, availability_id: uuid.UUID) -> None:
     """Withdraw the window; unanswered offers in it go to someone else."""
@@ -163,16 +173,34 @@ async def patterns(request: Request, me: Me) -> list[dict[str, Any]]:
     return [_pattern_json(p) for p in await repository.patterns_of(runtime_of(request).pool, me.id)]
 
 
-@router.post("/patterns", status_code=201, summary="Offer the same time every week")
+@router.post(
+    "/patterns",
+    status_code=201,
+    summary="Offer the same time every week",
+    responses=WITH_BODY,
+)
 async def add_pattern(request: Request, me: Me, body: PatternIn) -> dict[str, Any]:
     """Store the pattern and offer its windows for the next eight weeks."""
     today = datetime.now(UTC).date()
+    valid_from = body.valid_from or today
+    if body.valid_until is not None and body.valid_until < valid_from:
+        # PatternIn checks this only when both dates are given.
+        raise Problem(
+            422,
+            "The pattern is not valid.",
+            errors=[
+                {
+                    "field": "valid_until",
+                    "message": "must not be before valid_from (today when left out)",
+                }
+            ],
+        )
     pattern = Pattern(
         uuid.uuid4(),
         body.weekday,
         body.start_time,
         body.end_time,
-        body.valid_from or today,
+        valid_from,
         body.valid_until,
     )
     runtime = runtime_of(request)
@@ -195,7 +223,11 @@ async def _pattern(conn: Any, me: Any, pattern_id: uuid.UUID) -> Pattern:
     "/patterns/{pattern_id}/exceptions",
     status_code=204,
     summary="Leave one date out of a pattern",
-    responses={409: {"description": "You are booked that day: cancel it first."}},
+    responses={
+        **WITH_BODY,
+        404: problem("No such pattern of yours."),
+        409: problem("You are booked that day: cancel it first."),
+    },
 )
 async def add_exception(request: Request, me: Me, pattern_id: uuid.UUID, body: ExceptionIn) -> None:
     """That date's window is withdrawn and not made again."""
@@ -214,7 +246,11 @@ async def add_exception(request: Request, me: Me, pattern_id: uuid.UUID, body: E
     "/patterns/{pattern_id}",
     status_code=204,
     summary="Stop a weekly pattern",
-    responses={409: {"description": "Some of its windows are booked: cancel those first."}},
+    responses={
+        **INVALID,
+        404: problem("No such pattern of yours."),
+        409: problem("Some of its windows are booked: cancel those first."),
+    },
 )
 async def remove_pattern(request: Request, me: Me, pattern_id: uuid.UUID) -> None:
     """Withdraw the pattern's future windows and make no more."""

@@ -15,17 +15,19 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.bank import repository, use_cases
+from services.bank.api import INVALID, SIGNED_IN, WITH_BODY, Responses, problem
 from services.bank.api.auth import Me, runtime_of
 from services.bank.domain import Clinician, OfferRefused
 from services.bank.live import OfferBroadcaster
 from shared.http.problems import Problem
 from shared.validation import Text
 
-router = APIRouter(prefix="/api", tags=["offers and bookings"])
-_ANSWER_ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"description": "No such offer for you."},
-    409: {"description": "Already answered."},
-    410: {"description": "Expired."},
+router = APIRouter(prefix="/api", tags=["offers and bookings"], responses=SIGNED_IN)
+_ANSWER_ERRORS: Responses = {
+    **INVALID,
+    404: problem("No such offer for you."),
+    409: problem("Already answered."),
+    410: problem("Expired."),
 }
 
 
@@ -90,7 +92,9 @@ async def offer_stream(request: Request, me: Me) -> StreamingResponse:
 
 
 @router.get(
-    "/offers/{offer_id}", summary="One of my offers", responses={404: {"description": "Not yours."}}
+    "/offers/{offer_id}",
+    summary="One of my offers",
+    responses={**INVALID, 404: problem("No such offer for you.")},
 )
 async def my_offer(request: Request, me: Me, offer_id: uuid.UUID) -> dict[str, Any]:
     """Where an offer stands; a refused, withdrawn or cancelled one says why (`note`)."""
@@ -136,7 +140,7 @@ async def decline(request: Request, me: Me, offer_id: uuid.UUID) -> dict[str, st
     return await _answer(request, me, offer_id, accept=False)
 
 
-@router.get("/bookings", summary="My bookings")
+@router.get("/bookings", summary="My bookings", responses=INVALID)
 async def my_bookings(
     request: Request,
     me: Me,
@@ -164,7 +168,11 @@ class CancelIn(BaseModel):
 @router.post(
     "/bookings/{offer_id}/cancel",
     summary="Cancel a booking",
-    responses={404: {"description": "Not yours."}, 409: {"description": "Not a live booking."}},
+    responses={
+        **WITH_BODY,
+        404: problem("No such booking for you."),
+        409: problem("Not a live booking, or it has started."),
+    },
 )
 async def cancel(request: Request, me: Me, offer_id: uuid.UUID, body: CancelIn) -> dict[str, Any]:
     """Give the booking up; within 48 hours of the start it counts as late."""

@@ -8,13 +8,15 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.bank import use_cases
+from services.bank.api import SIGNED_IN, WITH_BODY
 from services.bank.api.auth import Me, runtime_of
 from services.bank.domain import Clinician
 from services.bank.registers import FORMATS, Register, check_registration
 from shared.catalogue import SKILLS_FOR, OdsCode, Sector, Skill, foreign_skills
 from shared.http.problems import Problem
+from shared.validation import Text
 
-router = APIRouter(prefix="/api", tags=["profile"])
+router = APIRouter(prefix="/api", tags=["profile"], responses=SIGNED_IN)
 
 
 def profile_json(c: Clinician) -> dict[str, Any]:
@@ -48,9 +50,11 @@ class ProfileChanges(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # No NUL either: PostgreSQL text can't hold one (see shared/validation.py's Text,
+    # whose pattern this one would replace, so it is written into this one).
     email: str | None = Field(
         default=None,
-        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$",
         max_length=200,
         description="Contact e-mail.",
     )
@@ -61,7 +65,7 @@ class ProfileChanges(BaseModel):
     register_: Register | None = Field(
         default=None, alias="register", description="Your regulator."
     )
-    register_number: str | None = Field(default=None, max_length=20, description="Your number.")
+    register_number: Text | None = Field(default=None, max_length=20, description="Your number.")
     home_sector: Sector | None = Field(default=None, description="Where you normally work.")
     home_organisation: OdsCode | None = Field(default=None, description="Your employer's ODS code.")
     skills: list[Skill] | None = Field(default=None, max_length=20, description="Skills you hold.")
@@ -81,7 +85,7 @@ async def me(clinician: Me) -> dict[str, Any]:
     return profile_json(clinician)
 
 
-@router.patch("/me", summary="Change my record")
+@router.patch("/me", summary="Change my record", responses=WITH_BODY)
 async def change_me(request: Request, clinician: Me, changes: ProfileChanges) -> dict[str, Any]:
     """Apply your changes; a new home sector or employer is published as a transfer."""
     values = changes.model_dump(exclude_unset=True)
