@@ -27,7 +27,6 @@ import string
 import time
 import traceback
 import uuid
-import zlib
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -39,10 +38,8 @@ from urllib.parse import unquote, urlsplit
 import asyncpg
 import httpx
 import pytest
-import requests  # schemathesis' own transport, used only to serialise cases as it would
 import schemathesis
 from fastapi import FastAPI
-from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 from schemathesis import Case, GenerationMode
@@ -73,13 +70,13 @@ from shared.messaging.kafka import KafkaPublisher
 from tests.conftest import Infra
 from tests.integration.bank_support import deliver, filled, new_clinician, offered, running_bank
 from tests.integration.helpers import settings_for
+from tests.integration.schemathesis_support import MIN_REQUESTS, describe, draw, prepare, where
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies"),
 ]
 
-MIN_REQUESTS = 1000
 CHECKS: list[CheckFunction] = [
     not_a_server_error,
     status_code_conformance,
@@ -153,26 +150,6 @@ class Target:
         """Learn from an answer (ids of things made)."""
 
 
-def _draw(strategy: SearchStrategy[Case[Any]], examples: int, name: str) -> list[Case[Any]]:
-    """Generate up to ``examples`` cases; the seed is fixed per batch, so CI repeats it."""
-    drawn: list[Case[Any]] = []
-
-    @seed(zlib.crc32(name.encode()))
-    @settings(
-        max_examples=examples,
-        deadline=None,
-        database=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(strategy)
-    def collect(case: Case[Any]) -> None:
-        drawn.append(case)
-
-    collect()
-    return drawn
-
-
 # Undeclared extras: names a client might plausibly send, and any printable value.
 _NAMES = st.text(string.ascii_lowercase + string.digits + "-_", min_size=1, max_size=12)
 # HTTP trims a header value's outer spaces, and the client refuses to send them.
@@ -224,43 +201,7 @@ def _cases(schema: schemathesis.BaseSchema, target: Target, batch: Batch) -> lis
     )
     if batch.extras:
         strategy = _with_extras(strategy)
-    return _draw(strategy, batch.examples, batch.name)
-
-
-def _prepare(case: Case[Any], base_url: str) -> tuple[str, str, dict[str, str], bytes]:
-    """Method, URL, headers and body bytes exactly as schemathesis' transport sends them."""
-    prepared = requests.Request(**case.as_transport_kwargs(base_url=base_url)).prepare()
-    raw = prepared.body
-    if raw is None:
-        body = b""
-    elif isinstance(raw, str):
-        body = raw.encode()
-    elif isinstance(raw, bytes):
-        body = raw
-    else:
-        msg = f"unexpected streamed body {type(raw)}"
-        raise TypeError(msg)
-    headers = {
-        k: v if isinstance(v, str) else v.decode()
-        for k, v in prepared.headers.items()
-        if k.lower() != "content-length"
-    }
-    return str(prepared.method), str(prepared.url), headers, body
-
-
-def _describe(method: str, url: str, headers: dict[str, str], body: bytes) -> str:
-    shown = {k: v for k, v in headers.items() if k.lower() not in ("authorization", "cookie")}
-    return f"{method} {url}\n  headers: {shown}\n  body: {body[:2000]!r}"
-
-
-def _where(exc: BaseException) -> str:
-    """The innermost frame of the service's own code that the exception passed through."""
-    frames = [
-        "/".join(frame.filename.split("/")[-3:]) + f":{frame.lineno} {frame.name}"
-        for frame in traceback.extract_tb(exc.__traceback__)
-        if "/services/" in frame.filename or "/shared/" in frame.filename
-    ]
-    return frames[-1] if frames else "?"
+    return draw(strategy, batch.examples, batch.name)
 
 
 class StreamKeptOpen(Exception):  # noqa: N818 - reported by its name, as the app's errors are
@@ -343,7 +284,7 @@ async def _send(
     tally: Tally,
 ) -> None:
     await target.before(case, batch, index)
-    method, url, headers, body = _prepare(case, target.base_url)
+    method, url, headers, body = prepare(case, target.base_url)
     tally.sent += 1
     counts = tally.by_batch.setdefault(batch.name, Counter())
     try:
@@ -355,8 +296,8 @@ async def _send(
         # ASGITransport re-raises what the app raised after answering 500.
         tally.statuses[500] += 1
         counts[500] += 1
-        request = _describe(method, url, headers, body)
-        kind = f"500 {type(exc).__name__} at {_where(exc)}"
+        request = describe(method, url, headers, body)
+        kind = f"500 {type(exc).__name__} at {where(exc)}"
         detail = f"[{batch.name}] raised in the app\n{request}\n{traceback.format_exc()}"
         tally.failures.setdefault(kind, []).append(detail)
         return
@@ -373,14 +314,14 @@ async def _send(
         if not 400 <= response.status_code < 500:
             kind = f"{response.status_code} to undeclared {method} {batch.operation[0]}"
             detail = (
-                f"[{batch.name}]\n{_describe(method, url, headers, body)}\n{response.text[:600]}"
+                f"[{batch.name}]\n{describe(method, url, headers, body)}\n{response.text[:600]}"
             )
             tally.failures.setdefault(kind, []).append(detail)
         return
     try:
         case.validate_response(response, checks=CHECKS)
     except FailureGroup as exc:
-        request = _describe(method, url, headers, body)
+        request = describe(method, url, headers, body)
         titles = sorted({failure.title for failure in exc.exceptions})
         kind = f"{response.status_code} {batch.operation[1]} {batch.operation[0]}: {titles}"
         detail = (

@@ -14,7 +14,6 @@ import asyncio
 import time
 import traceback
 import uuid
-import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,10 +21,8 @@ from typing import Any, Literal
 
 import httpx
 import pytest
-import requests  # schemathesis' own transport, used only to serialise cases as it would
 import schemathesis
 from fastapi import FastAPI
-from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis.strategies import SearchStrategy
 from schemathesis import Case, GenerationMode
 from schemathesis.checks import CheckFunction, not_a_server_error
@@ -40,6 +37,7 @@ from standardwebhooks import Webhook
 from structlog.testing import capture_logs
 
 from tests.conftest import Infra
+from tests.integration.schemathesis_support import MIN_REQUESTS, describe, draw, prepare, where
 from tests.integration.vacancies_support import register, running_app
 
 pytestmark = pytest.mark.integration
@@ -49,7 +47,6 @@ WEBHOOK = ("/webhooks/{ods_code}", "POST")
 SESSIONS = ("/organisations/{ods_code}/sessions", "GET")
 SESSION = ("/organisations/{ods_code}/sessions/{session_id}", "GET")
 HEALTH = ("/health", "GET")
-MIN_REQUESTS = 1000
 CHECKS: list[CheckFunction] = [
     not_a_server_error,
     status_code_conformance,
@@ -124,26 +121,6 @@ class Tally:
     # Failing requests by kind (exception, or the schemathesis checks that failed).
     failures: dict[str, list[str]] = field(default_factory=dict)
     session_ids: list[str] = field(default_factory=list)
-
-
-def _draw(strategy: SearchStrategy[Case[Any]], examples: int, name: str) -> list[Case[Any]]:
-    """Generate up to ``examples`` cases; the seed is fixed per batch, so CI repeats it."""
-    drawn: list[Case[Any]] = []
-
-    @seed(zlib.crc32(name.encode()))
-    @settings(
-        max_examples=examples,
-        deadline=None,
-        database=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(strategy)
-    def collect(case: Case[Any]) -> None:
-        drawn.append(case)
-
-    collect()
-    return drawn
 
 
 def _strategy(
@@ -221,32 +198,6 @@ def _sign(
     return {}, body
 
 
-def _prepare(case: Case[Any]) -> tuple[str, str, dict[str, str], bytes]:
-    """Method, URL, headers and body bytes exactly as schemathesis' transport sends them."""
-    prepared = requests.Request(**case.as_transport_kwargs(base_url=BASE_URL)).prepare()
-    raw = prepared.body
-    if raw is None:
-        body = b""
-    elif isinstance(raw, str):
-        body = raw.encode()
-    elif isinstance(raw, bytes):
-        body = raw
-    else:
-        msg = f"unexpected streamed body {type(raw)}"
-        raise TypeError(msg)
-    headers = {
-        k: v if isinstance(v, str) else v.decode()
-        for k, v in prepared.headers.items()
-        if k.lower() != "content-length"
-    }
-    return str(prepared.method), str(prepared.url), headers, body
-
-
-def _describe(method: str, url: str, headers: dict[str, str], body: bytes) -> str:
-    shown = {k: v for k, v in headers.items() if k.lower() != "authorization"}
-    return f"{method} {url}\n  headers: {shown}\n  body: {body[:2000]!r}"
-
-
 async def _send(
     client: httpx.AsyncClient,
     case: Case[Any],
@@ -258,7 +209,7 @@ async def _send(
     plausible = batch.operation == WEBHOOK and batch.credentials == "signed"
     if plausible and batch.mode is POSITIVE and index % 2 == 0:
         _plausible_times(case, index, org)
-    method, url, headers, body = _prepare(case)
+    method, url, headers, body = prepare(case, BASE_URL)
     signable = True
     try:
         body.decode()
@@ -277,8 +228,8 @@ async def _send(
         # ASGITransport re-raises what the app raised after answering 500.
         tally.statuses[500] += 1
         counts[500] += 1
-        request = _describe(method, url, headers, body)
-        kind = f"500 {type(exc).__name__} at {_where(exc)}"
+        request = describe(method, url, headers, body)
+        kind = f"500 {type(exc).__name__} at {where(exc)}"
         detail = f"[{batch.name}] raised in the app\n{request}\n{traceback.format_exc()}"
         tally.failures.setdefault(kind, []).append(detail)
         return
@@ -291,7 +242,7 @@ async def _send(
     try:
         case.validate_response(response, checks=CHECKS)
     except FailureGroup as exc:
-        request = _describe(method, url, headers, body)
+        request = describe(method, url, headers, body)
         titles = sorted({failure.title for failure in exc.exceptions})
         kind = f"{response.status_code} {batch.operation[1]} {batch.operation[0]}: {titles}"
         detail = (
@@ -299,16 +250,6 @@ async def _send(
             f"  response: {response.text[:600]}\n{exc}"
         )
         tally.failures.setdefault(kind, []).append(detail)
-
-
-def _where(exc: BaseException) -> str:
-    """The innermost frame of the service's own code that the exception passed through."""
-    frames = [
-        "/".join(frame.filename.split("/")[-3:]) + f":{frame.lineno} {frame.name}"
-        for frame in traceback.extract_tb(exc.__traceback__)
-        if "/services/" in frame.filename or "/shared/" in frame.filename
-    ]
-    return frames[-1] if frames else "?"
 
 
 def _reuse_session(case: Case[Any], batch: Batch, index: int, known: list[str]) -> None:
@@ -326,7 +267,7 @@ async def _run(app: FastAPI, client: httpx.AsyncClient, org: Organisation) -> Ta
     for batch in PLAN:
         strategy = _strategy(schema, batch, org)
         # In a thread, so the app's relay and sweeps keep running while cases are made.
-        cases = await asyncio.to_thread(_draw, strategy, batch.examples, batch.name)
+        cases = await asyncio.to_thread(draw, strategy, batch.examples, batch.name)
         for index, case in enumerate(cases):
             _reuse_session(case, batch, index, tally.session_ids)
             await _send(client, case, batch, index, org, tally)
