@@ -49,6 +49,10 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     "sector.drain_alert": ("monitor",),
     "sector.drain_cleared": ("monitor",),
     "policy.changed": ("monitor",),
+    # Timesheets: the practice's side lives in vacancies, the clinician's in the bank.
+    "timesheet.submitted": ("vacancies",),
+    "timesheet.approved": ("bank",),
+    "timesheet.queried": ("bank",),
 }
 _SCHEMAS = "#/components/schemas/"
 _DEAD_LETTER_MESSAGE = "DeadLetter"

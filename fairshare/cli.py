@@ -166,6 +166,7 @@ def _register_admin() -> None:
     from fairshare.icb_cli import icb_app  # noqa: PLC0415
     from fairshare.monitor_rebuild import monitor_app  # noqa: PLC0415
     from fairshare.policy_cli import policy_app  # noqa: PLC0415
+    from fairshare.topics_cli import topics_app  # noqa: PLC0415
 
     app.add_typer(admin_cli.org_app, name="org")
     app.add_typer(admin_cli.clinician_app, name="clinician")
@@ -176,6 +177,7 @@ def _register_admin() -> None:
     app.add_typer(monitor_app, name="monitor")
     app.add_typer(icb_app, name="icb")
     app.add_typer(db_app, name="db")
+    app.add_typer(topics_app, name="topics")
 
 
 _register_admin()

@@ -61,10 +61,11 @@ import asyncpg
 CONSUMES: dict[str, frozenset[str]] = {
     "vacancies": frozenset(
         {"session.unmatched", "session.offered", "session.filled", "booking.cancelled"}
+        | {"timesheet.submitted"}
     ),
     "bank": frozenset(
         {"session.offered", "session.filled", "offer.refused", "session.amended"}
-        | {"session.cancelled"}
+        | {"session.cancelled", "timesheet.approved", "timesheet.queried"}
     ),
     "matching": frozenset(
         {"clinician.transferred", "availability.withdrawn", "offer.declined"}

@@ -582,6 +582,12 @@ async def run_dev(opts: DevOptions) -> int:
             **os.environ,
             "FAIRSHARE_KAFKA_BOOTSTRAP": bootstrap,
             "FAIRSHARE_TOPIC_PREFIX": opts.topic_prefix,
+            # The embedded broker loses its topics when it restarts: the services create
+            # them and keep recreating them. Against the environment's Kafka, its own
+            # FAIRSHARE_TOPICS holds (require: only check; made above, as the job would).
+            "FAIRSHARE_TOPICS": "create"
+            if system.broker is not None
+            else os.environ.get("FAIRSHARE_TOPICS") or "create",
             # Seals web hook secrets; kept in the data directory beside the database.
             "FAIRSHARE_VACANCIES_SECRET_KEYS": dev_keys(opts.data_dir),
             "FAIRSHARE_LOG_FORMAT": "console" if sys.stdout.isatty() else "json",

@@ -27,7 +27,12 @@ from shared.messaging.consumer import EventConsumer, Handler
 from shared.messaging.emitter import Emitter
 from shared.messaging.kafka import KafkaPublisher, make_broker
 from shared.messaging.security import broker_security, client_options
-from shared.messaging.topics import ensure_topics, keep_topics
+from shared.messaging.topics import (
+    TopicsMissingError,
+    ensure_topics,
+    keep_topics,
+    require_topics,
+)
 from shared.metrics import Metrics
 from shared.settings import ServiceSettings
 
@@ -128,15 +133,30 @@ async def running(
     handlers: dict[str, Handler] | None = None,
     metrics: Metrics | None = None,
 ) -> AsyncIterator[Runtime]:
-    """Run the service's infrastructure for the duration of the context."""
+    """Run the service's infrastructure for the duration of the context.
+
+    FAIRSHARE_TOPICS=require (production): the topics must exist already (made once by
+    `fairshare topics create`), checked before anything else; a missing one stops the
+    service, naming it. create (the default; the embedded broker): the service creates
+    them, and a keeper recreates them while it runs, since Tansu loses them on restart.
+    """
+    security = broker_security(settings)
+    kafka_options = client_options(security)
+    if settings.topics == "require":
+        try:
+            await require_topics(
+                settings.kafka_bootstrap, settings.topic_prefix, client_options=kafka_options
+            )
+        except TopicsMissingError as exc:
+            log.error("topics missing; not starting", topics=exc.missing, error=str(exc))
+            raise
     applied = await migrate(settings, schema=schema, migrations_dir=migrations_dir)
     if applied:
         log.info("migrations applied", migrations=applied)
-    security = broker_security(settings)
-    kafka_options = client_options(security)
-    await ensure_topics(
-        settings.kafka_bootstrap, settings.topic_prefix, client_options=kafka_options
-    )
+    if settings.topics == "create":
+        await ensure_topics(
+            settings.kafka_bootstrap, settings.topic_prefix, client_options=kafka_options
+        )
     pool = await create_pool(settings.database_url, schema)
     broker = make_broker(settings.kafka_bootstrap, structlog.get_logger("faststream"), security)
     publisher = KafkaPublisher(broker, settings.kafka_bootstrap, kafka_options)
@@ -178,17 +198,20 @@ async def running(
             ),
             name=f"{service}-outbox-relay",
         ),
-        asyncio.create_task(
-            keep_topics(
-                settings.kafka_bootstrap,
-                settings.topic_prefix,
-                every_s=settings.topic_check_s,
-                client_options=kafka_options,
-            ),
-            name=f"{service}-topic-keeper",
-        ),
         asyncio.create_task(_prune_forever(runtime), name=f"{service}-pruning"),
     ]
+    if settings.topics == "create":  # only the embedded broker loses its topics
+        tasks.append(
+            asyncio.create_task(
+                keep_topics(
+                    settings.kafka_bootstrap,
+                    settings.topic_prefix,
+                    every_s=settings.topic_check_s,
+                    client_options=kafka_options,
+                ),
+                name=f"{service}-topic-keeper",
+            )
+        )
     if consumer is not None:
         tasks.append(
             asyncio.create_task(consumer.watch(settings.lag_check_s), name=f"{service}-watch")

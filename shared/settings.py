@@ -101,6 +101,17 @@ class ServiceSettings(BaseSettings):
             " no one is believed, and every rate limit counts the connection's own address."
         ),
     )
+    topics: Literal["create", "require"] = Field(
+        default="create",
+        validation_alias=AliasChoices("FAIRSHARE_TOPICS"),
+        description=(
+            "create: the service creates its topics at start and recreates them every"
+            " FAIRSHARE_TOPIC_CHECK_S while running (the embedded Tansu broker, which loses"
+            " them on restart: `fairshare dev` and the tests). require: production; topics"
+            " are made once by `fairshare topics create`, and a service whose topics are"
+            " missing stops at start, naming them."
+        ),
+    )
     topic_check_s: float = Field(
         default=5.0,
         gt=0,

@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from services.bank import SCHEMA, SERVICE, handlers, repository, use_cases
-from services.bank.api import auth, availability, offers, profile
+from services.bank.api import auth, availability, offers, profile, timesheets
 from services.bank.live import OfferBroadcaster
 from services.bank.settings import BankSettings
 from shared.http.app import service_app
@@ -63,7 +63,13 @@ def create_app(settings: BankSettings) -> FastAPI:
         migrations_dir=Path(__file__).with_name("migrations"),
         title="Fairshare bank",
         description="Clinicians join once, offer their time and answer offers, from a phone.",
-        routers=[auth.router, profile.router, availability.router, offers.router],
+        routers=[
+            auth.router,
+            profile.router,
+            availability.router,
+            offers.router,
+            timesheets.router,
+        ],
         handlers=handlers.handlers(),
         background=[listen, patterns],
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.bank import repository
+from services.bank import repository, timesheet_store
 from services.bank.domain import OfferStatus, distance_km
 from shared.db.types import Conn
 from shared.events import (
@@ -113,4 +113,6 @@ def handlers() -> dict[str, Handler]:
         "offer.refused": on_offer_refused,
         "session.amended": on_session_amended,
         "session.cancelled": on_session_cancelled,
+        "timesheet.approved": timesheet_store.hear_answer,
+        "timesheet.queried": timesheet_store.hear_answer,
     }

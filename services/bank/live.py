@@ -12,8 +12,9 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
 
-import asyncpg
 import structlog
+
+from shared.db.listening import listen_forever
 
 log = structlog.get_logger(__name__)
 OFFERS_CHANNEL = "bank_offers"
@@ -43,28 +44,8 @@ class OfferBroadcaster:
 
     async def run(self, dsn: str) -> None:
         """LISTEN until cancelled, reconnecting if the database goes away."""
-        while True:
-            conn: asyncpg.Connection | None = None
-            try:
-                conn = await asyncpg.connect(dsn)
-                lost = asyncio.Event()
-                conn.add_termination_listener(lambda _conn, ended=lost: ended.set())
-                await conn.add_listener(OFFERS_CHANNEL, self._on_notify)
-                await lost.wait()
-                log.warning("offer listener connection closed; reconnecting")
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("offer listener lost; reconnecting", error=repr(exc))
-                await asyncio.sleep(1)
-            finally:
-                if conn is not None:
-                    await conn.close()
+        await listen_forever(dsn, OFFERS_CHANNEL, self._on_notify, what="offer listener")
 
-    def _on_notify(
-        self,
-        _conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy,
-        _pid: int,
-        _channel: str,
-        payload: object,
-    ) -> None:
+    def _on_notify(self, payload: str) -> None:
         with contextlib.suppress(ValueError):
-            self.wake(uuid.UUID(str(payload)))
+            self.wake(uuid.UUID(payload))

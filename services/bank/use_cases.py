@@ -28,6 +28,7 @@ from shared.events import (
     OfferAccepted,
     OfferDeclined,
 )
+from shared.events.contracts import CancellationReason
 from shared.messaging.emitter import Emitter
 
 
@@ -216,23 +217,55 @@ async def answer_offer(
     )
 
 
+# A cancelled booking's note, as the clinician reads it in their own history.
+_CANCELLED_BECAUSE: dict[CancellationReason, str] = {
+    CancellationReason.ILLNESS: "illness",
+    CancellationReason.FAMILY_EMERGENCY: "a family or caring emergency",
+    CancellationReason.TRANSPORT: "a travel or transport problem",
+    CancellationReason.MAIN_EMPLOYER: "needed by your main employer",
+    CancellationReason.ANOTHER_COMMITMENT: "another commitment",
+    CancellationReason.OTHER: "another reason",
+}
+
+
+def cancellation_note(category: CancellationReason, text: str | None, *, shared: bool) -> str:
+    """What the clinician's booking says once they gave it up: the category, and their
+    own words with whether the practice was given them."""
+    note = f"You cancelled: {_CANCELLED_BECAUSE[category]}."
+    if text:
+        whose = "shared with the practice" if shared else "kept in the bank, not shared"
+        note += f" Your words ({whose}): {text}"
+    return note
+
+
 async def cancel_booking(
     conn: Conn,
     *,
     clinician: Clinician,
     offer_id: uuid.UUID,
-    reason: str,
+    category: CancellationReason,
+    text: str | None,
+    share_text: bool,
     emitter: Emitter,
     now: datetime | None = None,
 ) -> bool:
-    """Give a booking up, with a reason; return whether it was late (and so counted)."""
+    """Give a booking up, with a reason; return whether it was late (and so counted).
+
+    The category is published (the practice and the ICB may see it); the clinician's own
+    words stay in the bank (their booking's note) and go into the event, for the practice
+    alone, only when they chose ``share_text``. Nothing here logs them.
+    """
     offer = check_cancellation(
         await repository.offer_for_update(conn, offer_id), clinician_id=clinician.id, now=_now(now)
     )
     assert offer.starts_at is not None
     late = is_late(offer.starts_at, now=_now(now))
+    text = (text or "").strip() or None
     await repository.set_offer_status(
-        conn, offer.id, OfferStatus.CANCELLED_BY_ME, refusal=f"You cancelled: {reason}"
+        conn,
+        offer.id,
+        OfferStatus.CANCELLED_BY_ME,
+        refusal=cancellation_note(category, text, shared=share_text),
     )
     if late:
         await repository.count_late_cancellation(conn, clinician.id)
@@ -242,8 +275,9 @@ async def cancel_booking(
             offer_id=offer.id,
             session_id=offer.session_id,
             clinician_id=clinician.id,
-            reason=reason,
             late=late,
+            reason_category=category,
+            reason_text=text if share_text else None,
         ),
         region=clinician.region,
     )

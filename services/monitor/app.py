@@ -6,7 +6,16 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.monitor import SCHEMA, SERVICE, gauges, handlers, http, insights, signin
+from services.monitor import (
+    SCHEMA,
+    SERVICE,
+    equity_routes,
+    gauges,
+    handlers,
+    http,
+    insights,
+    signin,
+)
 from services.monitor.live import LiveHub
 from services.monitor.settings import MonitorSettings
 from shared.http.app import service_app
@@ -32,7 +41,7 @@ def create_app(settings: MonitorSettings, *, schema: str = SCHEMA) -> FastAPI:
         title="Fairshare monitor",
         description="The ICB's live dashboard of sessions, and of moves between sectors,"
         " per region and sector.",
-        routers=[signin.router, http.router, insights.router],
+        routers=[signin.router, http.router, insights.router, equity_routes.router],
         handlers=handlers.handlers(),
         background=[listen],
         gauges=[gauges.register],

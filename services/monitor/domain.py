@@ -376,6 +376,12 @@ class Stated:
     # Posted and amended only: the name of the organisation where it is worked (events
     # read before this was kept have none).
     site_name: str | None = None
+    # Posted and amended only: where the organisation is, as the ICB plans (equity.py):
+    # its area's deprivation decile (1 most deprived), its place and its PCN, each if
+    # vacancies recorded it (events read before these were kept have none).
+    imd_decile: int | None = None
+    place: str | None = None
+    pcn: str | None = None
 
     def shape(self) -> tuple[object, ...]:
         """What a booking is of: matching releases bookings when any of it changes."""

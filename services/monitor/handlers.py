@@ -14,7 +14,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from services.monitor import live, repository, session_store
+from services.monitor import cap_base, live, repository, session_store
+from services.monitor.cap_base import CapBase
 from services.monitor.domain import (
     DrainAlert,
     Fact,
@@ -86,6 +87,9 @@ def fact_of(envelope: Envelope[Any]) -> tuple[uuid.UUID, Fact]:
                 skills=tuple(sorted(k.value for k in data.skills)),
                 released=released,
                 site_name=data.site_name,
+                imd_decile=data.imd_decile,
+                place=data.place,
+                pcn=data.pcn,
             )
         case SessionCancelled() | SessionUnfilled():
             cancelled = isinstance(data, SessionCancelled)
@@ -184,6 +188,19 @@ async def on_move_reversed(conn: Conn, envelope: Envelope[Any]) -> None:
     await _tail_and_notify(conn, envelope)
 
 
+async def _save_cap_base(conn: Conn, envelope: Envelope[Any]) -> None:
+    """An alert or a clearing says the hours the sector offered: its cap's base."""
+    data: SectorDrainAlert = envelope.data  # a clearing has the same fields
+    base = CapBase(
+        region=envelope.region,
+        sector=data.sector.value,
+        offered_hours=data.offered_hours,
+        window_days=data.window_days,
+        counted_at=envelope.occurred_at,
+    )
+    await cap_base.save(conn, event_id=envelope.event_id, base=base)
+
+
 async def on_drain_alert(conn: Conn, envelope: Envelope[Any]) -> None:
     """Keep the alert as its sector's latest."""
     data: SectorDrainAlert = envelope.data
@@ -198,6 +215,7 @@ async def on_drain_alert(conn: Conn, envelope: Envelope[Any]) -> None:
         raised_at=envelope.occurred_at,
     )
     await repository.save_alert(conn, event_id=envelope.event_id, alert=alert)
+    await _save_cap_base(conn, envelope)
     await _tail_and_notify(conn, envelope)
 
 
@@ -207,6 +225,7 @@ async def on_drain_cleared(conn: Conn, envelope: Envelope[Any]) -> None:
     await repository.clear_alert(
         conn, region=envelope.region, sector=data.sector.value, at=envelope.occurred_at
     )
+    await _save_cap_base(conn, envelope)
     await _tail_and_notify(conn, envelope)
 
 

@@ -10,8 +10,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
-from services.monitor import repository
-from services.monitor.access import Viewer, may_see, scope
+from services.monitor import cap_base, repository
+from services.monitor.cap_base import CapBase, cap_json
 from services.monitor.domain import (
     COUNTED,
     DrainAlert,
@@ -21,17 +21,14 @@ from services.monitor.domain import (
     drain_window_start,
     sector_label,
 )
-from services.monitor.query import PeriodWindow
+from services.monitor.query import REFUSED, PeriodWindow, RegionQuery, region_asked
 from services.monitor.signin import (
     PAGE_ANSWERS,
-    PROBLEM,
     SIGNED_IN_ANSWERS,
     SignedIn,
     SignedInPage,
 )
 from services.monitor.summary import FillTimes, SectorPeriod, Summary, summarise
-from shared.catalogue import REGION_PATTERN
-from shared.http.problems import Problem
 from shared.regions import icb_name
 from shared.runtime import Runtime
 
@@ -47,30 +44,6 @@ _NO_STORE = {"Cache-Control": "no-store"}
 def _runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
-
-
-RegionQuery = Annotated[
-    str | None,
-    Query(
-        pattern=REGION_PATTERN,
-        description="ICB code of one region (e.g. QOP); every region you may see when left out.",
-    ),
-]
-_REFUSED: dict[int | str, dict[str, Any]] = {
-    **SIGNED_IN_ANSWERS,
-    403: {"description": "A region you may not see.", **PROBLEM},
-    422: {"description": "An invalid parameter, named with the rule it broke.", **PROBLEM},
-}
-
-
-def _region(viewer: Viewer, asked: str | None) -> str | None:
-    """The one region to answer for (None: every region), or 403 for a region the viewer
-    may not see. A regional viewer who names none gets their own."""
-    if asked is None:
-        return scope(viewer)
-    if not may_see(viewer, asked):
-        raise Problem(403, f"You may see region {viewer.region} only, not {asked}.")
-    return asked
 
 
 @router.get(
@@ -102,7 +75,7 @@ async def me(viewer: SignedIn, response: Response) -> dict[str, Any]:
 @router.get(
     "/api/counts",
     summary="Sessions posted, offered and filled per region and sector",
-    responses=_REFUSED,
+    responses=REFUSED,
 )
 async def counts(
     request: Request, response: Response, viewer: SignedIn, region: RegionQuery = None
@@ -116,7 +89,7 @@ async def counts(
     Only the regions the viewer may see."""
     response.headers.update(_NO_STORE)
     pool = _runtime(request).pool
-    view = build_dashboard(await repository.all_counts(pool, region=_region(viewer, region)))
+    view = build_dashboard(await repository.all_counts(pool, region=region_asked(viewer, region)))
     return [
         {
             "region": row.region,
@@ -130,7 +103,7 @@ async def counts(
     ]
 
 
-@router.get("/api/recent", summary="The latest session events, newest first", responses=_REFUSED)
+@router.get("/api/recent", summary="The latest session events, newest first", responses=REFUSED)
 async def recent(
     request: Request,
     response: Response,
@@ -150,7 +123,7 @@ async def recent(
             "sector_label": sector_label(a.sector),
             "occurred_at": a.occurred_at.isoformat(),
         }
-        for a in await repository.recent(pool, limit=limit, region=_region(viewer, region))
+        for a in await repository.recent(pool, limit=limit, region=region_asked(viewer, region))
     ]
 
 
@@ -168,7 +141,9 @@ def _alert_json(alert: DrainAlert | None, *, standing: bool) -> dict[str, Any] |
     }
 
 
-def _region_json(view: RegionDrain) -> dict[str, Any]:
+def _region_json(
+    view: RegionDrain, bases: dict[tuple[str, str], CapBase], now: datetime
+) -> dict[str, Any]:
     policy = view.policy
     return {
         "region": view.region,
@@ -189,6 +164,7 @@ def _region_json(view: RegionDrain) -> dict[str, Any]:
                 "in_hours": s.in_hours,
                 "net_out_hours": s.net_out_hours,
                 "cap_pct": s.cap_pct,
+                **cap_json(s, bases.get((s.region, s.sector)), now=now),
                 "alert": _alert_json(s.alert, standing=s.alert_standing),
             }
             for s in view.sectors
@@ -203,7 +179,7 @@ def _region_json(view: RegionDrain) -> dict[str, Any]:
 @router.get(
     "/api/drain",
     summary="Hours moved between sectors per region, over 28 days",
-    responses=_REFUSED,
+    responses=REFUSED,
 )
 async def drain(
     request: Request, response: Response, viewer: SignedIn, region: RegionQuery = None
@@ -211,14 +187,17 @@ async def drain(
     """Per region and sector over the rolling 28 days: hours moved out, hours moved in,
     net outflow (out minus in, what matching's cap holds), the cap in percent (from the
     region's last `policy.changed`, else 10) and the latest drain alert, with a from→to
-    matrix of hours. As in matching, moves already booked after today count now.
+    matrix of hours. ``cap_hours``: the cap in hours, of the hours the sector offered as
+    matching last said them in a drain alert or clearing (``cap_base``, with when), and
+    ``headroom_hours``, what it may still lose; null where matching has not said that
+    base within the window. As in matching, moves already booked after today count now.
 
     A region asked for by code is answered even if nothing has moved there (all zero),
     as is a regional viewer's own region. Only the regions the viewer may see.
     """
     response.headers.update(_NO_STORE)
     pool = _runtime(request).pool
-    region = _region(viewer, region)
+    region = region_asked(viewer, region)
     now = datetime.now(UTC)
     views = build_drain(
         await repository.flows(pool, since=drain_window_start(now), region=region),
@@ -227,7 +206,8 @@ async def drain(
         now=now,
         regions=[region] if region else [],
     )
-    return [_region_json(view) for view in views]
+    known = {(b.region, b.sector): b for b in await cap_base.bases(pool, region=region)}
+    return [_region_json(view, known, now) for view in views]
 
 
 def _figures_json(row: SectorPeriod) -> dict[str, Any]:
@@ -272,7 +252,7 @@ def _summary_json(summary: Summary) -> dict[str, Any]:
 @router.get(
     "/api/summary",
     summary="Headline figures of a region for today, 7 or 28 days, or custom days",
-    responses=_REFUSED,
+    responses=REFUSED,
 )
 async def summary(
     request: Request,
@@ -294,7 +274,7 @@ async def summary(
     """
     response.headers.update(_NO_STORE)
     pool = _runtime(request).pool
-    region = _region(viewer, region)
+    region = region_asked(viewer, region)
     regions = [region] if region else await repository.known_regions(pool)
     rows, times = await repository.period_sectors(
         pool, regions=regions, since=window.since, until=window.until

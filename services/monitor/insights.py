@@ -29,7 +29,7 @@ from services.monitor.domain import (
     sector_label,
 )
 from services.monitor.live import EVERYTHING, LiveHub
-from services.monitor.query import PeriodWindow, RegionQuery, region_asked, regions_for
+from services.monitor.query import REFUSED, PeriodWindow, RegionQuery, region_asked, regions_for
 from services.monitor.risk import (
     HORIZON,
     AtRisk,
@@ -38,7 +38,7 @@ from services.monitor.risk import (
     role_words,
     summarise_risk,
 )
-from services.monitor.signin import PROBLEM, SIGNED_IN_ANSWERS, SignedIn
+from services.monitor.signin import SIGNED_IN_ANSWERS, SignedIn
 from services.monitor.summary import ALL_SECTORS, DayFigures, Window, build_trends, summarise
 from services.monitor.tail import KINDS, TailLine
 from shared.catalogue import Sector
@@ -49,12 +49,6 @@ router = APIRouter()
 
 # Figures change as events arrive: no cache may serve an old answer.
 _NO_STORE = {"Cache-Control": "no-store"}
-# Documented as http.py documents its routes: who is refused, and how, in problem+json.
-_REFUSED: dict[int | str, dict[str, Any]] = {
-    **SIGNED_IN_ANSWERS,
-    403: {"description": "A region you may not see.", **PROBLEM},
-    422: {"description": "An invalid parameter, named with the rule it broke.", **PROBLEM},
-}
 WidthQuery = Annotated[
     int | None,
     Query(
@@ -119,7 +113,7 @@ def _series_key(sector: str) -> str:
 @router.get(
     "/api/trends",
     summary="Figures per day and sector over a period, and their chart",
-    responses=_REFUSED,
+    responses=REFUSED,
 )
 async def trends(
     request: Request,
@@ -197,7 +191,7 @@ def _region_risk_json(r: RegionRisk, now: datetime) -> dict[str, Any]:
 @router.get(
     "/api/at-risk",
     summary="Open sessions starting within 48 hours, and why matching has not filled them",
-    responses=_REFUSED,
+    responses=REFUSED,
 )
 async def at_risk_now(
     request: Request, response: Response, viewer: SignedIn, region: RegionQuery = None
@@ -234,7 +228,7 @@ async def at_risk_now(
 @router.get(
     "/api/flow",
     summary="Hours moved between sectors over 28 days, as a Sankey diagram",
-    responses=_REFUSED,
+    responses=REFUSED,
 )
 async def flow(
     request: Request,
@@ -286,7 +280,7 @@ def _tail_json(line: TailLine) -> dict[str, Any]:
     }
 
 
-@router.get("/api/tail", summary="The live tail of events, filtered", responses=_REFUSED)
+@router.get("/api/tail", summary="The live tail of events, filtered", responses=REFUSED)
 async def tail(
     request: Request,
     response: Response,
@@ -383,7 +377,7 @@ _EXPORTED: dict[int | str, dict[str, Any]] = {
         "description": "A table, as CSV (a header line, then a row each) or as a JSON array"
         " of rows with the same columns.",
     },
-    **_REFUSED,
+    **REFUSED,
 }
 
 
@@ -526,7 +520,7 @@ def _shown(viewer: Viewer, asked: str | None, region: str) -> bool:
             },
             "description": '`event: change` with `{"region": code or null}`, as they come.',
         },
-        **_REFUSED,
+        **REFUSED,
     },
 )
 async def stream(

@@ -14,9 +14,9 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable
 
-import asyncpg
 import structlog
 
+from shared.db.listening import listen_forever
 from shared.db.pool import check_schema
 from shared.db.types import Conn
 
@@ -89,31 +89,19 @@ class LiveHub:
     async def run(self, dsn: str, schema: str) -> None:
         """LISTEN until cancelled, reconnecting if the database goes away; each time it
         is back, every page reads everything again (it may have missed news)."""
-        channel = channel_for(schema)
-        while True:
-            conn: asyncpg.Connection | None = None
-            try:
-                conn = await asyncpg.connect(dsn)
-                lost = asyncio.Event()
-                conn.add_termination_listener(lambda _conn, ended=lost: ended.set())
-                await conn.add_listener(channel, self._on_notify)
-                self.listening = True
-                self.publish([EVERYTHING])
-                await lost.wait()
-                log.warning("live listener connection closed; reconnecting")
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("live listener lost; reconnecting", error=repr(exc))
-                await asyncio.sleep(1)
-            finally:
-                self.listening = False
-                if conn is not None:
-                    await conn.close()
 
-    def _on_notify(
-        self,
-        _conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy,
-        _pid: int,
-        _channel: str,
-        payload: object,
-    ) -> None:
-        self.publish(r for r in str(payload).split(",") if r)
+        def up() -> None:
+            self.listening = True
+            self.publish([EVERYTHING])
+
+        def down() -> None:
+            self.listening = False
+
+        await listen_forever(
+            dsn,
+            channel_for(schema),
+            lambda payload: self.publish(r for r in payload.split(",") if r),
+            on_up=up,
+            on_down=down,
+            what="live listener",
+        )

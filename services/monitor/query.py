@@ -8,16 +8,24 @@ or a 422 problem naming each wrong field and why; ``regions_for`` is who may see
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import asyncpg
 from fastapi import Depends, Query
 
 from services.monitor import repository
 from services.monitor.access import Viewer, may_see, scope
+from services.monitor.signin import PROBLEM, SIGNED_IN_ANSWERS
 from services.monitor.summary import MAX_CUSTOM_DAYS, Period, PeriodError, Window, window_for
 from shared.catalogue import REGION_PATTERN
 from shared.http.problems import Problem
+
+# How every signed-in route is documented: who is refused, and how, in problem+json.
+REFUSED: dict[int | str, dict[str, Any]] = {
+    **SIGNED_IN_ANSWERS,
+    403: {"description": "A region you may not see.", **PROBLEM},
+    422: {"description": "An invalid parameter, named with the rule it broke.", **PROBLEM},
+}
 
 RegionQuery = Annotated[
     str | None,

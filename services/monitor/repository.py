@@ -481,6 +481,7 @@ PROJECTIONS: tuple[str, ...] = (
     "drain_alerts",
     "drain_clears",
     "drain_policies",
+    "drain_cap_bases",
     "inbox",
 )
 

@@ -23,6 +23,7 @@ from services.monitor.domain import (
     record,
     timeline,
 )
+from services.monitor.equity import AREA_COLUMNS, area
 from shared.db.types import Conn
 
 # Facts as JSON: each kind in a list of its own, each fact an object of its fields.
@@ -116,25 +117,28 @@ TIMES: tuple[str, ...] = tuple(f.name for f in fields(Timeline))
 
 
 async def save(conn: Conn, folded: Folded) -> None:
-    """Keep the sessions' new facts, figures and timelines (their rows exist: ``lock``
+    """Keep the sessions' new facts, figures, timelines and areas (their rows exist: ``lock``
     made them) and add the change in figures to the counters: one statement, one round
     trip."""
     ids = list(folded.facts)
     figures = [folded.figures[sid] for sid in ids]
     timelines = [folded.timelines.get(sid) or timeline(folded.facts[sid]) for sid in ids]
+    areas = [area(folded.facts[sid]) for sid in ids]
     n, t = len(COUNTED), len(TIMES)
     per_session = ", ".join(f"${i + 5}::int[]" for i in range(n))
     times = ", ".join(f"${i + n + 5}::timestamptz[]" for i in range(t))
     first = n + t + 6  # the counters' change, after the minutes to fill
     per_sector = ", ".join(f"${i + first + 2}::int[]" for i in range(n))
+    where = first + n + 2  # each session's area (equity.Area), after the counters' change
     await conn.execute(
         "WITH kept AS (UPDATE session_facts AS s SET facts = u.facts::jsonb,"
         f" region = u.region, sector = u.sector, {', '.join(f'{c} = u.{c}' for c in COUNTED)},"
-        f" {', '.join(f'{c} = u.{c}' for c in TIMES)}, fill_minutes = u.fill_minutes"
+        f" {', '.join(f'{c} = u.{c}' for c in TIMES)}, fill_minutes = u.fill_minutes,"
+        f" {', '.join(f'{c} = u.{c}' for c in AREA_COLUMNS)}"
         f" FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], {per_session}, {times},"
-        f" ${first - 1}::float8[])"
+        f" ${first - 1}::float8[], ${where}::int[], ${where + 1}::text[], ${where + 2}::text[])"
         f" AS u(session_id, facts, region, sector, {', '.join(COUNTED)}, {', '.join(TIMES)},"
-        " fill_minutes)"
+        f" fill_minutes, {', '.join(AREA_COLUMNS)})"
         " WHERE s.session_id = u.session_id RETURNING 1)"
         f" INSERT INTO sector_counts (region, sector, {', '.join(COUNTED)})"
         f" SELECT * FROM unnest(${first}::text[], ${first + 1}::text[], {per_sector})"
@@ -150,4 +154,5 @@ async def save(conn: Conn, folded: Folded) -> None:
         [c.region for c in folded.changes],
         [c.sector for c in folded.changes],
         *([getattr(c, name) for c in folded.changes] for name in COUNTED),
+        *([getattr(a, c) for a in areas] for c in AREA_COLUMNS),
     )

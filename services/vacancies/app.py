@@ -9,7 +9,18 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import TypeAdapter
 
-from services.vacancies import SCHEMA, SERVICE, handlers, http, intake, sealing, sweeps
+from services.vacancies import (
+    SCHEMA,
+    SERVICE,
+    handlers,
+    http,
+    intake,
+    sealing,
+    sweeps,
+    timesheet_api,
+    timesheet_hooks,
+    timesheet_store,
+)
 from services.vacancies.settings import VacanciesSettings
 from shared.http.app import service_app
 from shared.http.ratelimit import RateLimiter
@@ -36,6 +47,11 @@ def create_app(settings: VacanciesSettings) -> FastAPI:
     async def callbacks(runtime: Runtime) -> None:
         await sweeps.callbacks_forever(runtime, settings)
 
+    async def timesheets(runtime: Runtime) -> None:
+        await timesheet_store.approve_overdue_forever(runtime, settings)
+
+    period = timedelta(hours=settings.timesheet_approval_hours)
+
     app = service_app(
         settings,
         service=SERVICE,
@@ -43,9 +59,15 @@ def create_app(settings: VacanciesSettings) -> FastAPI:
         migrations_dir=Path(__file__).with_name("migrations"),
         title="Fairshare vacancies",
         description=DESCRIPTION,
-        routers=[http.router],
-        handlers=handlers.handlers(window),
-        background=[unfilled, callbacks, sweeps.prune_receipts_forever, sealing.at_start(settings)],
+        routers=[http.router, timesheet_api.router],
+        handlers=handlers.handlers(window, period),
+        background=[
+            unfilled,
+            callbacks,
+            timesheets,
+            sweeps.prune_receipts_forever,
+            sealing.at_start(settings),
+        ],
     )
     app.state.limits = http.Limits(
         organisations=RateLimiter(settings.rate_per_s, settings.rate_burst),
@@ -67,8 +89,15 @@ def _document_deliveries(app: FastAPI) -> None:
         delivery = TypeAdapter(intake.Delivery).json_schema(
             ref_template="#/components/schemas/{model}"
         )
+        answers = TypeAdapter(timesheet_hooks.TimesheetDelivery).json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(delivery.pop("$defs", {}))
+        components.update(answers.pop("$defs", {}))
+        # One body schema for every kind of delivery, sessions' and timesheets' alike.
+        delivery["oneOf"] += answers["oneOf"]
+        delivery["discriminator"]["mapping"].update(answers["discriminator"]["mapping"])
         components["Delivery"] = delivery
         app.openapi_schema = schema
         return schema

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.vacancies import callback_store, repository
+from services.vacancies import callback_store, repository, timesheet_store
 from services.vacancies.domain import (
     FINAL,
     Organisation,
@@ -18,11 +18,34 @@ from services.vacancies.domain import (
 from services.vacancies.notify import callback_body, notify
 from shared.db.types import Conn
 from shared.events import BookingCancelled, Envelope, SessionUnmatched
+from shared.events.contracts import CANCELLATION_REASON_WORDS
 from shared.messaging.consumer import Batched, Handler, ManyHandler
 
 
-def handlers(callback_window: timedelta) -> dict[str, Handler]:
-    """Event type → handler, for the service's consumer."""
+def cancelled_by_clinician(data: BookingCancelled) -> dict[str, Any]:
+    """What ``session.cancelled_by_clinician`` tells the practice: whether it was late, and
+    why: the category always, the clinician's own words only when they chose to share
+    them (``reason_text``). An event from before categories carried the words in
+    ``reason`` without that choice: they are not passed on. ``reason`` here is the
+    category in plain words, followed by the shared words, for systems that show one line.
+    """
+    words = CANCELLATION_REASON_WORDS[data.reason_category]
+    extra: dict[str, Any] = {
+        "late": data.late,
+        "reason_category": data.reason_category.value,
+        "reason": words,
+    }
+    if data.reason_text:
+        extra["reason_text"] = data.reason_text
+        extra["reason"] = f"{words}: {data.reason_text}"
+    return extra
+
+
+def handlers(
+    callback_window: timedelta, approval_period: timedelta = timedelta(hours=72)
+) -> dict[str, Handler]:
+    """Event type → handler, for the service's consumer (``approval_period``: the ICB's
+    period for answering a timesheet, the setting ``timesheet_approval_hours``)."""
 
     async def on_progress(conn: Conn, envelope: Envelope[Any]) -> None:
         """A session of ours was offered or filled.
@@ -77,7 +100,7 @@ def handlers(callback_window: timedelta) -> dict[str, Handler]:
             updated,
             "session.cancelled_by_clinician",
             window=callback_window,
-            extra={"reason": data.reason, "late": data.late},
+            extra=cancelled_by_clinician(data),
         )
 
     return {
@@ -85,6 +108,7 @@ def handlers(callback_window: timedelta) -> dict[str, Handler]:
         "session.offered": on_progress,
         "session.filled": on_progress,
         "booking.cancelled": on_booking_cancelled,
+        "timesheet.submitted": timesheet_store.submitted_handler(callback_window, approval_period),
     }
 
 

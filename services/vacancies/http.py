@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from services.vacancies import intake, repository
+from services.vacancies import intake, repository, timesheet_hooks
 from services.vacancies.domain import Organisation, SessionStatus
 from shared.catalogue import ODS_PATTERN
 from shared.http.problems import PROBLEM_JSON, Problem
@@ -140,8 +140,16 @@ def _verify(raw: bytes, headers: dict[str, str], secrets: list[str]) -> None:
             **_PROBLEM,
         },
         403: {"description": "The organisation is deactivated.", **_PROBLEM},
-        404: {"description": "No such session of yours (amend or cancel).", **_PROBLEM},
-        409: {"description": "The session is cancelled or already started.", **_PROBLEM},
+        404: {
+            "description": "No such session (amend or cancel) or timesheet of yours.",
+            **_PROBLEM,
+        },
+        409: {
+            "description": "The session is cancelled or already started; or the timesheet"
+            " is approved already (a query), queried (an approval: answer the correction),"
+            " or was corrected since the revision given.",
+            **_PROBLEM,
+        },
         413: {"description": "The body is too large.", **_PROBLEM},
         422: {"description": "Invalid fields, each named with the rule broken.", **_PROBLEM},
         429: {
@@ -188,9 +196,11 @@ async def post_webhook(request: Request, ods_code: OdsPath) -> JSONResponse:
             else:
                 # Every refusal is decided before anything is written, so a refused post
                 # stores nothing but its receipt, without a savepoint.
-                status, body = await intake.receive(
-                    conn, organisation=organisation, body=raw, emitter=runtime.emitter
-                )
+                status, body = await (
+                    timesheet_hooks.receive
+                    if timesheet_hooks.is_timesheet_delivery(raw)
+                    else intake.receive
+                )(conn, organisation=organisation, body=raw, emitter=runtime.emitter)
                 await repository.save_receipt(
                     conn,
                     organisation=ods_code,
@@ -295,6 +305,7 @@ _READ_ERRORS: dict[int | str, dict[str, Any]] = {
         **_PROBLEM,
     },
 }
+READ_ERRORS = _READ_ERRORS  # the timesheet read routes answer the same way
 
 
 @router.get(

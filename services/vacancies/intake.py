@@ -284,6 +284,7 @@ class Intake:
             "longitude": site.longitude,
             "imd_decile": site.imd_decile,
             "place": site.place,
+            "pcn": site.pcn,
         }
 
 

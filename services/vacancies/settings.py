@@ -100,3 +100,16 @@ class VacanciesSettings(ServiceSettings):
         validation_alias=_env("UNFILLED_SWEEP_S"),
         description="How often sessions whose start passed unfilled are closed.",
     )
+    timesheet_approval_hours: float = Field(
+        default=72.0,
+        gt=0,
+        validation_alias=_env("TIMESHEET_APPROVAL_HOURS"),
+        description="The ICB's period: a timesheet the practice has neither approved nor"
+        " queried this many hours after it was submitted is approved automatically.",
+    )
+    timesheet_sweep_s: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias=_env("TIMESHEET_SWEEP_S"),
+        description="How often overdue timesheets are looked for and approved.",
+    )

@@ -23,6 +23,7 @@ from shared.events.contracts import (
 )
 from shared.events.envelope import Envelope, new_envelope
 from shared.events.registry import EVENTS, EventSpec, dead_letter_topic, spec_for, topic_for
+from shared.events.timesheets import TimesheetApproved, TimesheetQueried, TimesheetSubmitted
 
 __all__ = [
     "EVENTS",
@@ -47,6 +48,9 @@ __all__ = [
     "SessionPosted",
     "SessionUnfilled",
     "SessionUnmatched",
+    "TimesheetApproved",
+    "TimesheetQueried",
+    "TimesheetSubmitted",
     "dead_letter_topic",
     "new_envelope",
     "spec_for",

@@ -7,6 +7,7 @@ addresses and phone numbers never leave the service that holds them.
 from __future__ import annotations
 
 import uuid
+from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -57,6 +58,11 @@ class _SessionState(_Timed):
     place: str | None = Field(
         default=None, description="The ICB place the organisation belongs to, if recorded."
     )
+    pcn: OdsCode | None = Field(
+        default=None,
+        description="ODS code of the primary care network (PCN) the organisation is a member"
+        " of; absent when it is no PCN's member or the membership is not recorded.",
+    )
 
 
 class SessionPosted(_SessionState):
@@ -99,14 +105,73 @@ class SessionUnfilled(_Timed):
     )
 
 
+class CancellationReason(StrEnum):
+    """Why a clinician gave a booking up, as a category anyone told may see.
+
+    Coarse on purpose: enough for the practice to plan and the ICB to count, nothing
+    about the person. Whatever more the clinician writes stays in the bank unless they
+    choose to share it with the practice (``BookingCancelled.reason_text``).
+    """
+
+    ILLNESS = "illness"
+    """Unwell, or must stay away (e.g. 48 hours after sickness and diarrhoea)."""
+    FAMILY_EMERGENCY = "family_emergency"
+    """A family or caring emergency: a dependant taken ill, childcare fallen through."""
+    TRANSPORT = "transport"
+    """Travel: a cancelled train, a broken-down car, roads closed."""
+    MAIN_EMPLOYER = "main_employer"
+    """Called in by their main (substantive) employer: a rota gap, on call."""
+    ANOTHER_COMMITMENT = "another_commitment"
+    """Another commitment: training, an appointment, a clash found later."""
+    OTHER = "other"
+    """None of these."""
+
+
+CANCELLATION_REASON_WORDS: dict[CancellationReason, str] = {
+    CancellationReason.ILLNESS: "Illness",
+    CancellationReason.FAMILY_EMERGENCY: "Family or caring emergency",
+    CancellationReason.TRANSPORT: "Travel or transport problem",
+    CancellationReason.MAIN_EMPLOYER: "Needed by their main employer",
+    CancellationReason.ANOTHER_COMMITMENT: "Another commitment",
+    CancellationReason.OTHER: "Other reason",
+}
+"""Each category in plain words, as a practice reads it."""
+
+REASON_TEXT_MAX = 500
+"""The most characters of their own words a clinician can give with a cancellation."""
+
+
 class BookingCancelled(_EventData):
-    """A clinician cancelled a booking they held (v1); the session needs filling again."""
+    """A clinician cancelled a booking they held (v1); the session needs filling again.
+
+    Still v1: ``reason_category`` and ``reason_text`` came later, optional with defaults,
+    so events published before them still validate. (The catalogue holds one version a
+    type and consumers refuse any other: a bump would dead-letter v1 events in flight.)
+    """
 
     offer_id: uuid.UUID = Field(description="The accepted offer that made the booking.")
     session_id: uuid.UUID = Field(description="The session the booking was for.")
     clinician_id: uuid.UUID = Field(description="Pseudonymous id of the clinician cancelling.")
-    reason: str = Field(description="The clinician's reason, in their words.")
+    reason: str | None = Field(
+        default=None,
+        description="No longer set. Events from before reason categories carried the"
+        " clinician's own words here, whether or not they wanted them passed on: consumers"
+        " ignore it (the words travel only as reason_text, when the clinician chose so).",
+    )
     late: bool = Field(description="Cancelled within 48 hours of the start (counted for the ICB).")
+    reason_category: CancellationReason = Field(
+        default=CancellationReason.OTHER,
+        description="Why, as a category: illness, family_emergency, transport, main_employer"
+        " (called in by their main employer), another_commitment or other. Always set by"
+        " the bank; an event from before categories reads as other.",
+    )
+    reason_text: str | None = Field(
+        default=None,
+        max_length=REASON_TEXT_MAX,
+        description="The clinician's own words, only when they chose to share them with the"
+        " practice (at most 500 characters); absent otherwise. Only vacancies reads it, to"
+        " put it in the practice's callback; nothing logs it.",
+    )
 
 
 class AvailabilityOffered(_Timed):

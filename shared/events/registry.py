@@ -36,6 +36,7 @@ from shared.events.contracts import (
     SessionUnfilled,
     SessionUnmatched,
 )
+from shared.events.timesheets import TimesheetApproved, TimesheetQueried, TimesheetSubmitted
 
 # Every topic is created at start-up with this many partitions; the region key spreads
 # regions across them. Four because that is what Tansu gives a topic it creates on a
@@ -107,6 +108,15 @@ EVENTS: dict[str, EventSpec] = {
             "sector.drain_cleared", 1, SectorDrainCleared, "matching", "A sector's alert ended."
         ),
         EventSpec("policy.changed", 1, PolicyChanged, "matching", "A region's policy changed."),
+        EventSpec(
+            "timesheet.submitted", 1, TimesheetSubmitted, "bank", "A worked session's hours."
+        ),
+        EventSpec(
+            "timesheet.approved", 1, TimesheetApproved, "vacancies", "A timesheet was approved."
+        ),
+        EventSpec(
+            "timesheet.queried", 1, TimesheetQueried, "vacancies", "A timesheet was queried."
+        ),
     )
 }
 

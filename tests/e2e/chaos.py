@@ -51,6 +51,13 @@ CLINICIANS: tuple[tuple[str, str], ...] = (
     ("paramedic", "general_practice"),
     ("practice_nurse", "community_nursing"),
 )
+# Clinicians' names: made-up, and distinctive enough to find in any event or log line.
+FIRST_NAMES = ("Amara", "Bronwen", "Catriona", "Dervla", "Eilidh", "Fenella", "Gwendolyn", "Hollis")
+SURNAMES = (
+    "Okonkwo-Hartley", "Pemberton-Quayle", "Ravensworth", "Strachan-Ibekwe",
+    "Tregothnan", "Underhill-Amadi", "Vandersloot", "Wetherspoon-Nkemelu",
+)  # fmt: skip
+PRACTICE_REASON = "The clinic is closed that day."
 DAYS = (2, 3, 4, 5)  # sessions and availability, days from now
 DELIVERY_GIVE_UP_S = 60.0  # a web hook delivery is retried this long
 REQUEST_TIMEOUT_S = 10.0
@@ -146,6 +153,7 @@ class Org:
     sector: str
     secret: str
     roles: tuple[str, ...]
+    api_key: str = ""
 
 
 @dataclass
@@ -156,6 +164,12 @@ class Clinician:
     token: str
     region: str
     profession: str
+    # What the bank keeps of them and must never let out (tests/e2e/privacy_scan.py).
+    name: str = ""
+    email: str = ""
+    phone: str = ""
+    register_number: str = ""
+    invite_code: str = ""
 
 
 @dataclass
@@ -190,6 +204,8 @@ class World:
     orgs: list[Org] = field(default_factory=list)
     clinicians: list[Clinician] = field(default_factory=list)
     acknowledged: dict[tuple[str, str], str] = field(default_factory=dict)  # → session id
+    # Clinicians' own words given with a cancellation → shared with the practice?
+    cancellation_texts: dict[str, bool] = field(default_factory=dict)
     cancelled: set[tuple[str, str]] = field(default_factory=set)
     figures: Figures = field(default_factory=Figures)
     next_external: int = 0
@@ -214,21 +230,37 @@ class World:
                 secret = _after(out, "webhook secret: ")
                 fairshare(self.data_dir, "org", "set-callback", ods, self.receiver.url(ods))
                 self.receiver.secrets[ods] = secret
-                self.orgs.append(Org(ods, region, sector, secret, roles))
+                self.orgs.append(Org(ods, region, sector, secret, roles, _after(out, "API key: ")))
             with httpx.Client(base_url=self.bank, timeout=REQUEST_TIMEOUT_S) as bank:
                 for n, (profession, home) in enumerate(CLINICIANS):
+                    first, surname = FIRST_NAMES[n], SURNAMES[(n + 3 * r) % len(SURNAMES)]
+                    person = {
+                        "name": f"{first} {surname}",
+                        "email": f"{first}.{surname}.{region}@example.nhs.uk".lower(),
+                        "phone": f"07700 900{r * 100 + n:03d}",
+                        "register_number": _register_number(profession, r * 100 + n),
+                    }
                     out = fairshare(
                         self.data_dir,
-                        *("clinician", "invite", "--name", f"Clinician {region}-{n}"),
+                        *("clinician", "invite", "--name", person["name"]),
                         *("--profession", profession, "--home-sector", home),
                         *("--region", region, "--lat", f"{53.4 + r / 10:.2f}", "--lon", "-2.25"),
+                        *("--email", person["email"], "--phone", person["phone"]),
+                        *("--register", REGISTERS[profession]),
+                        *("--register-number", person["register_number"]),
                     )
-                    signed = bank.post(
-                        "/api/auth/exchange", json={"code": _after(out, "invite code: ")}
-                    )
+                    code = _after(out, "invite code: ")
+                    signed = bank.post("/api/auth/exchange", json={"code": code})
                     assert signed.status_code == 200, signed.text
                     me = signed.json()
-                    clinician = Clinician(me["clinician_id"], me["token"], region, profession)
+                    clinician = Clinician(
+                        me["clinician_id"],
+                        me["token"],
+                        region,
+                        profession,
+                        invite_code=code,
+                        **person,
+                    )
                     self.clinicians.append(clinician)
                     for day in DAYS:
                         start = _day(day) + timedelta(hours=7)
@@ -242,6 +274,26 @@ class World:
                             headers={"Authorization": f"Bearer {clinician.token}"},
                         )
                         assert offered.status_code == 201, offered.text
+
+
+REGISTERS = {
+    "gp": "GMC",
+    "pharmacist": "GPhC",
+    "advanced_nurse_practitioner": "NMC",
+    "practice_nurse": "NMC",
+    "paramedic": "HCPC",
+}
+
+
+def _register_number(profession: str, n: int) -> str:
+    """A register number of the right shape for ``profession`` (services/bank/registers.py)."""
+    if profession == "gp":
+        return f"7{n:03d}913"
+    if profession == "pharmacist":
+        return f"2{n:03d}847"
+    if profession == "paramedic":
+        return f"PA{n:03d}629"
+    return f"{n % 100:02d}Q{n:04d}X"  # NMC
 
 
 def _day(days: int) -> datetime:
@@ -339,7 +391,7 @@ class Driver:
         busy = [k for k in live if w.receiver.heard.get(w.acknowledged[k]) in ("offered", "filled")]
         ods, external_id = rng.choice(busy if busy and rng.random() < 0.7 else live)
         org = next(o for o in w.orgs if o.ods == ods)
-        data = {"external_id": external_id, "reason": "The clinic is closed that day."}
+        data = {"external_id": external_id, "reason": PRACTICE_REASON}
         answer = await self._deliver(client, org, "session.cancelled", data)
         if answer is not None:
             assert answer.status_code == 200, answer.text
@@ -426,8 +478,13 @@ class Driver:
         if not booked or rng.random() >= 0.35:
             return
         choice = rng.choice(booked)
+        # Words of their own, each cancellation's different, shared or not with the practice.
+        text = f"I am unwell, sorry (note {rng.randrange(16**8):08x})."
+        shared = rng.random() < 0.5
+        self.world.cancellation_texts[text] = shared
         answer = await bank.post(
-            f"/api/bookings/{choice['offer_id']}/cancel", json={"reason": "I am unwell, sorry."}
+            f"/api/bookings/{choice['offer_id']}/cancel",
+            json={"category": "illness", "text": text, "share_text_with_practice": shared},
         )
         if answer.status_code == 200:
             self.world.figures.clinician_cancellations += 1

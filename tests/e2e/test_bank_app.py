@@ -358,8 +358,13 @@ async def test_offer_arrives_live_is_accepted_booked_and_given_up_properly(
         if late == late_before:  # not run across the 48-hour line itself
             await expect(cancel.get_by_test_id("late-warning")).to_have_count(1 if late else 0)
         await cancel.get_by_role("button", name="Cancel booking").click()
-        await expect(cancel.locator(".field-error")).to_contain_text("at least 3 characters")
-        await cancel.get_by_label("Why are you cancelling?").fill("Family emergency")
+        reason_error = cancel.locator('[data-field="category"] .field-error')
+        await expect(reason_error).to_contain_text("Choose a reason")
+        await cancel.get_by_label("Why are you cancelling?").select_option("family_emergency")
+        await cancel.get_by_label("Anything to add? (optional)").fill("My son is ill")
+        share = cancel.get_by_label("Share what I wrote with the practice")
+        await expect(share).not_to_be_checked()  # the practice reads the words only if asked
+        await check_screen(page, errors)
         await page.screenshot(path=str(shot).format("11-cancel-booking"))
         await cancel.get_by_role("button", name="Cancel booking").click()
         await expect(conflict).to_contain_text("Cancelled")

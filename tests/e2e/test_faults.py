@@ -53,6 +53,7 @@ import pytest
 
 from fairshare import consistency
 from fairshare.infra import postmaster_pid
+from tests.e2e import privacy_scan
 from tests.e2e.chaos import Driver, Figures, Receiver, World, receiving
 from tests.e2e.system import ports_below_ephemeral
 from tests.e2e.test_supervisor import SERVICES, Dev, _clean_up, _wait_for
@@ -419,3 +420,42 @@ def test_what_the_run_did(run: Run, artifacts_dir: Path) -> None:
     assert len(run.rows) == len(FAULTS)
     assert f.posted > 0
     assert f.accepted > 0
+
+
+async def test_no_personal_data_or_secret_in_any_event_or_log_line(run: Run) -> None:
+    """After every fault: every record of every topic (from the earliest offset), every
+    outbox row (a day of events: what the lost broker dropped too) and every line of
+    the system's logs hold none of the names, e-mails, phones, register numbers, invite
+    codes, tokens, API keys and web hook secrets the world made, nor any clinician's
+    own words they kept to themselves, nor (in logs) any free text at all. See
+    tests/e2e/privacy_scan.py."""
+    started = time.monotonic()
+    needles = privacy_scan.needles(run.world)
+    # The needles match the data as the bank stores it (else the scan proves nothing).
+    stored = await privacy_scan.table_rows(run.dsn, "bank.clinicians")
+    as_given = {
+        text for c in run.world.clinicians for text in (c.name, c.email, c.phone, c.register_number)
+    }
+    unmatched = [
+        n.text for n in needles if n.text in as_given and not privacy_scan.found_in(stored, n)
+    ]
+    assert not unmatched, f"not stored as the scan searches for them: {unmatched}"
+
+    result = privacy_scan.Result()
+    result.needles.update(n.kind for n in needles)
+    records = await privacy_scan.kafka_records(f"127.0.0.1:{run.dev.kafka_port}")
+    privacy_scan.scan(records, needles, "Kafka records", result)
+    privacy_scan.scan(await privacy_scan.outbox_rows(run.dsn), needles, "outbox rows", result)
+    privacy_scan.scan(privacy_scan.log_lines(run.dev.log.parent), needles, "log lines", result)
+    took = time.monotonic() - started
+    print(
+        f"\nprivacy scan: {dict(result.counts)} searched in {took:.1f} s for"
+        f" {sum(result.needles.values())} needles ({dict(result.needles)});"
+        f" {len(result.findings)} found"
+    )
+    for allowed, hits in result.allowed.items():
+        print(f"  allowed: {hits} × {allowed}")
+    assert result.counts["Kafka records"] > 0
+    assert result.counts["outbox rows"] > 0
+    assert result.counts["log lines"] > 0
+    assert not result.findings, f"{len(result.findings)} found:\n" + "\n".join(result.findings[:40])

@@ -136,7 +136,18 @@ async def test_every_endpoint_keeps_clinicians_apart(
             ("GET", "/api/bookings"): ("/api/bookings", None, {200}),
             ("POST", "/api/bookings/{offer_id}/cancel"): (
                 f"/api/bookings/{booked.offer_id}/cancel",
-                {"reason": "Not mine to cancel"},
+                {"category": "other", "text": "Not mine to cancel"},
+                {404},
+            ),
+            ("GET", "/api/timesheets"): ("/api/timesheets", None, {200}),
+            ("GET", "/api/bookings/{offer_id}/timesheet"): (
+                f"/api/bookings/{booked.offer_id}/timesheet",
+                None,
+                {404},
+            ),
+            ("POST", "/api/bookings/{offer_id}/timesheet"): (
+                f"/api/bookings/{booked.offer_id}/timesheet",
+                {},
                 {404},
             ),
         }
@@ -199,11 +210,14 @@ async def test_taking_back_booked_time_explains_and_cancelling_properly_is_count
         assert f"/api/bookings/{offer.offer_id}/cancel" in conflict["message"]
         assert "counts as a late cancellation" in blocked.json()["detail"]
         bad = await client.post(
-            f"/api/bookings/{offer.offer_id}/cancel", json={"reason": ""}, headers=auth
+            f"/api/bookings/{offer.offer_id}/cancel", json={"text": "Child is ill"}, headers=auth
         )
         assert bad.status_code == 422
+        assert [e["field"] for e in bad.json()["errors"]] == ["category"]
         done = await client.post(
-            f"/api/bookings/{offer.offer_id}/cancel", json={"reason": "Child is ill"}, headers=auth
+            f"/api/bookings/{offer.offer_id}/cancel",
+            json={"category": "family_emergency", "text": "Child is ill"},
+            headers=auth,
         )
         assert done.json() == {
             "offer_id": str(offer.offer_id),
@@ -211,10 +225,10 @@ async def test_taking_back_booked_time_explains_and_cancelling_properly_is_count
             "late": True,
         }
         [event] = await outbox(app, "booking.cancelled", me)
-        assert (event["offer_id"], event["late"], event["reason"]) == (
+        assert (event["offer_id"], event["late"], event["reason_category"]) == (
             str(offer.offer_id),
             True,
-            "Child is ill",
+            "family_emergency",
         )
         assert (await client.get("/api/me", headers=auth)).json()["late_cancellations"] == 1
         assert (await client.delete(f"/api/availability/{window}", headers=auth)).status_code == 204

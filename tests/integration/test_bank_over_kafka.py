@@ -92,7 +92,7 @@ async def test_bank_events_travel_through_kafka(
         ).json()["availability_id"]
         assert (await client.delete(f"/api/availability/{window}", headers=auth)).status_code == 204
         await client.post(
-            f"/api/bookings/{keep.offer_id}/cancel", json={"reason": "Unwell"}, headers=auth
+            f"/api/bookings/{keep.offer_id}/cancel", json={"category": "illness"}, headers=auth
         )
         await client.patch("/api/me", json={"home_sector": "general_practice"}, headers=auth)
 

@@ -107,6 +107,7 @@ def _data(event_type: str, session_id: uuid.UUID, sector: str) -> dict[str, Any]
         "warnings": [],
         "imd_decile": 3,
         "place": "Salford",
+        "pcn": None,
     }
     return {name: filler[name] for name in EVENTS[event_type].model.model_fields}
 

@@ -253,7 +253,7 @@ async def _give_up(day: Day, who: str, offer_id: str) -> None:
     cancel = await day.bank.post(
         f"/api/bookings/{offer_id}/cancel",
         headers=day.clinicians[who],
-        json={"reason": "Unwell"},
+        json={"category": "illness"},
     )
     assert cancel.status_code == 200, cancel.text
     assert cancel.json()["late"] is True

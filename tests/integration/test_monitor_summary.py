@@ -21,14 +21,14 @@ from fastapi import FastAPI
 from playwright.async_api import Page, async_playwright
 
 from fairshare.infra import free_port
-from services.monitor import SCHEMA, SERVICE, http, insights, signin, viewers
+from services.monitor import SCHEMA, SERVICE, equity_routes, http, insights, signin, viewers
 from services.monitor.handlers import handlers
 from services.monitor.live import LiveHub
 from services.monitor.settings import MonitorSettings
 from services.monitor.signin import COOKIE
 from services.monitor.summary import LOCAL, Period, period_bounds
 from shared.db.pool import create_pool
-from shared.events import EVENTS, MoveRecorded, new_envelope, topic_for
+from shared.events import EVENTS, MoveRecorded, SectorDrainCleared, new_envelope, topic_for
 from shared.http.problems import install_problem_handlers
 from shared.messaging.consumer import EventConsumer
 from shared.runtime import migrate
@@ -126,6 +126,7 @@ class Session:
             "longitude": -2.24,
             "imd_decile": 3,
             "place": "Salford",
+            "pcn": None,
             "reasons": ["test"],
             "warnings": [],
             "reason": "test",
@@ -136,7 +137,12 @@ class Session:
             **given,
         }
         spec = EVENTS[event_type]
-        data = {name: filler[name] for name in spec.model.model_fields}
+        # An optional field the filler lacks keeps its default (a field added later).
+        data = {
+            name: filler[name]
+            for name, f in spec.model.model_fields.items()
+            if name in filler or f.is_required()
+        }
         envelope = new_envelope(
             spec.model.model_validate(data),
             event_type=event_type,
@@ -252,6 +258,7 @@ async def monitor_url(infra: Infra, pool: asyncpg.Pool) -> AsyncIterator[str]:
     app.include_router(signin.router)
     app.include_router(http.router)
     app.include_router(insights.router)
+    app.include_router(equity_routes.router)
     app.state.runtime = SimpleNamespace(pool=pool)
     hub = app.state.live = LiveHub()
     listening = asyncio.create_task(hub.run(infra.dsn, SCHEMA))
@@ -309,19 +316,21 @@ def move(region: str, from_sector: str, to_sector: str, hours: float) -> tuple[s
 
 
 async def _scripted(consumer: EventConsumer, region: str) -> tuple[Session, Session]:
-    """Today: a GP session filled 45 minutes after it was posted (4 h), one open (2 h),
-    a pharmacy one cancelled; 20 days ago a GP session filled (5 h). Tomorrow, three
+    """Today: a GP session filled 45 minutes after it was posted (4 h, in the least
+    deprived fifth), one open (2 h, in the most deprived fifth, Bolton, PCN U12345), a
+    pharmacy one cancelled; 20 days ago a GP session filled (5 h). Tomorrow, three
     open sessions (at risk within 48 hours, whatever the time now): one held by the
     drain guard, one not yet planned, one to be filled and one cancelled live by the
     test (returned). Moves: pharmacy to GP 11.5 h and to dentistry 3.5 h, GP to
-    pharmacy 2 h."""
+    pharmacy 2 h; pharmacy's cap base (150 h offered) from a drain clearing."""
     now = datetime.now(UTC)
     midnight = period_bounds(Period.TODAY, now)[1]
     today = midnight - timedelta(hours=15)  # 09:00 in England
     filled = Session(region, GP, today, 4)
-    await feed(consumer, filled, "session.posted", at=now - timedelta(hours=3))
+    await feed(consumer, filled, "session.posted", at=now - timedelta(hours=3), imd_decile=9)
     await feed(consumer, filled, *FILL[1:], at=now - timedelta(hours=3) + timedelta(minutes=45))
-    await feed(consumer, Session(region, GP, today, 2), "session.posted")
+    deprived = Session(region, GP, today, 2)
+    await feed(consumer, deprived, "session.posted", imd_decile=1, place="Bolton", pcn="U12345")
     await feed(consumer, Session(region, PHARMACY, today, 3), "session.posted", "session.cancelled")
     await feed(consumer, Session(region, GP, today - timedelta(days=20), 5), *FILL)
     held = Session(region, GP, midnight + timedelta(minutes=30), 4)
@@ -340,6 +349,25 @@ async def _scripted(consumer: EventConsumer, region: str) -> tuple[Session, Sess
     for m in (move(region, PHARMACY, GP, 11.5), move(region, PHARMACY, "dentistry", 3.5)):
         assert await consumer.handle(*m)
     assert await consumer.handle(*move(region, GP, PHARMACY, 2))
+    # Matching said pharmacy offered 150 h over its window: its 10% cap is 15 h.
+    cleared = SectorDrainCleared(
+        sector=PHARMACY,
+        net_out_hours=13.0,
+        offered_hours=150.0,
+        cap_pct=10.0,
+        used_pct=86.7,
+        window_days=28,
+    )
+    envelope = new_envelope(
+        cleared,
+        event_type="sector.drain_cleared",
+        schema_version=1,
+        region=region,
+        producer="matching",
+    )
+    assert await consumer.handle(
+        topic_for("sector.drain_cleared"), region.encode(), envelope.model_dump_json().encode()
+    )
     return to_fill, to_cancel
 
 
@@ -395,6 +423,7 @@ async def test_the_headline_figures_and_the_drain_are_on_the_first_screen(
                 await _until_text(page, "risk-48h", str(live[0]))
                 await page.locator("#trend-chart svg").wait_for(timeout=5000)
                 await page.locator("#flow-chart svg").wait_for(timeout=5000)
+                await _equity_today(page)
                 await page.screenshot(path=str(shot).format(name, "1-today"))
 
                 if name == "desktop":
@@ -411,14 +440,22 @@ async def test_the_headline_figures_and_the_drain_are_on_the_first_screen(
                 drain = page.get_by_test_id("drain")
                 risk = page.get_by_test_id("risk")
                 await page.get_by_test_id(f"drain-{region}").wait_for(timeout=5000)
+                # The cap in hours where matching said its base; a percentage elsewhere.
+                cap = page.get_by_test_id(f"drain-{region}-{PHARMACY}-cap-hours")
+                assert (await cap.inner_text(timeout=5000)).strip() == "= 15.0 h"
+                assert await page.get_by_test_id(f"drain-{region}-{GP}-cap-hours").count() == 0
                 held = page.get_by_test_id("risk-reason-held_by_drain_guard")
                 assert (await held.inner_text()).strip() == "Held by the drain guard: 1"
                 assert await page.get_by_text("was held back by the drain guard").count() == 1
                 # Drawn for the page's width: the chart's text stays readable on a phone.
-                for chart in ("#trend-chart svg", "#flow-chart svg"):
+                for chart in ("#trend-chart svg", "#flow-chart svg", "#equity-chart svg"):
                     drawn = await page.locator(chart).bounding_box()
                     assert drawn is not None
                     assert drawn["width"] <= width, (name, chart, drawn)
+                    # Drawn at that width, not shrunk to it (which shrinks its text).
+                    drawn_at = await page.locator(chart).get_attribute("width")
+                    assert drawn_at is not None
+                    assert int(drawn_at) <= width, (name, chart, drawn_at)
                 trend = page.locator("#trend-chart svg title").first
                 assert await trend.text_content() == "Trends per day: All sectors"
                 flow = page.locator("#flow-chart svg")
@@ -433,6 +470,7 @@ async def test_the_headline_figures_and_the_drain_are_on_the_first_screen(
                 assert risk_box is not None
                 assert drain_box["y"] < 900, f"{name}: the drain section starts at {drain_box}"
                 assert overflow <= 0, f"{name}: {overflow}px of sideways scrolling"
+                await _equity_28_days(page, name, shot)
                 if name == "desktop":
                     # Beside the drain, on the first screen.
                     assert risk_box["x"] >= drain_box["x"] + drain_box["width"], risk_box
@@ -442,6 +480,51 @@ async def test_the_headline_figures_and_the_drain_are_on_the_first_screen(
                 await page.close()
         finally:
             await browser.close()
+
+
+async def _equity_today(page: Page) -> None:
+    """Today's equity: the most deprived fifth's one session open, the least deprived
+    fifth's filled (a gap of 100 points), by place and PCN in the tables too."""
+    await _until_text(
+        page,
+        "equity-gap",
+        "The most deprived fifth is filled 100 points less than the least deprived.",
+    )
+    desc = await page.locator("#equity-chart svg desc").text_content()
+    assert desc is not None
+    assert "1 · most deprived: 0% filled (0 of 1 wanted)" in desc, desc
+    assert "5 · least deprived: 100% filled (1 of 1 wanted)" in desc, desc
+    assert "Bolton: 0% filled (0 of 1 wanted)" in desc, desc
+    # Label, wanted, filled, fill rate, unfilled.
+    rows = {
+        testid: await page.get_by_test_id(testid).locator("th, td").all_text_contents()
+        for testid in ("equity-quintile-1", "equity-quintile-5", "equity-pcn-U12345")
+    }
+    assert rows == {
+        "equity-quintile-1": ["1 · most deprived", "1", "0", "0%", "0"],
+        "equity-quintile-5": ["5 · least deprived", "1", "1", "100%", "0"],
+        "equity-pcn-U12345": ["U12345", "1", "0", "0%", "0"],
+    }, rows
+
+
+async def _equity_28_days(page: Page, name: str, shot: Path) -> None:
+    """Over 28 days the session filled 20 days ago joins Salford's; the tables (PCNs
+    too) open without sideways scrolling; the section is kept as a screenshot."""
+    await page.wait_for_function(
+        "() => (document.querySelector('#equity-chart svg desc') || {})"
+        ".textContent?.includes('Salford: 100% filled (2 of 2 wanted)')",
+        timeout=5000,
+    )
+    equity = page.get_by_test_id("equity")
+    await equity.get_by_text("Show the figures as tables, with PCNs").click()
+    cells = page.get_by_test_id("equity-place-Salford").locator("th, td")
+    assert await cells.all_text_contents() == ["Salford", "2", "2", "100%", "0"]
+    await equity.scroll_into_view_if_needed()
+    await equity.screenshot(path=str(shot).format(name, "equity"))
+    overflow = await page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"{name}: {overflow}px of sideways scrolling with the tables open"
 
 
 async def _desktop_only(

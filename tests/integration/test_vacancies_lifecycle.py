@@ -151,7 +151,8 @@ async def test_a_batch_answers_each_session_and_keeps_the_good_ones(
 async def test_a_pcn_posts_for_its_member_practice_only(
     infra: Infra, topic_prefix: str, region: str
 ) -> None:
-    """The event names the member practice as where it is worked and the PCN as poster."""
+    """The event names the member practice as where it is worked, the PCN as poster, and
+    the practice's PCN (the monitor's equity by PCN)."""
     async with running_app(infra, topic_prefix) as (app, client):
         pcn, secret, _ = await register(infra, region, ods=f"U{uuid.uuid4().int % 100000:05d}")
         member, _, _ = await register(infra, region, pcn=pcn)
@@ -159,7 +160,7 @@ async def test_a_pcn_posts_for_its_member_practice_only(
         ok = await post(client, pcn, secret, "session.posted", session_data(site=member))
         assert ok.status_code == 202
         [event] = await outbox_events(app, "session.posted", ok.json()["session_id"])
-        assert (event["organisation"], event["posted_by"]) == (member, pcn)
+        assert (event["organisation"], event["posted_by"], event["pcn"]) == (member, pcn, pcn)
         refused = await post(
             client, pcn, secret, "session.posted", session_data("r2", site=stranger)
         )

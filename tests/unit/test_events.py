@@ -77,6 +77,8 @@ def test_each_type_travels_on_its_producers_stream() -> None:
         "session.amended",
         "session.cancelled",
         "session.unfilled",
+        "timesheet.approved",
+        "timesheet.queried",
     }
     with pytest.raises(Undeliverable, match="does not belong"):
         parse(stream_for("bank"), _body())

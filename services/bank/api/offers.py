@@ -19,6 +19,7 @@ from services.bank.api import INVALID, SIGNED_IN, WITH_BODY, Responses, problem
 from services.bank.api.auth import Me, runtime_of
 from services.bank.domain import Clinician, OfferRefused
 from services.bank.live import OfferBroadcaster
+from shared.events.contracts import REASON_TEXT_MAX, CancellationReason
 from shared.http.problems import Problem
 from shared.validation import Text
 
@@ -158,11 +159,26 @@ async def my_bookings(
 
 
 class CancelIn(BaseModel):
-    """Why you are giving the booking up (the practice is told)."""
+    """Why you are giving the booking up: the practice is told the category, and your own
+    words only if you choose to share them."""
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: Text = Field(min_length=3, max_length=500, description="Your reason.")
+    category: CancellationReason = Field(
+        description="Why, as a category the practice is told (the event carries it): illness,"
+        " family_emergency (a family or caring emergency), transport, main_employer (called"
+        " in by your main employer), another_commitment or other."
+    )
+    text: Text | None = Field(
+        default=None,
+        max_length=REASON_TEXT_MAX,
+        description="Anything more, in your own words (at most 500 characters). Kept in the"
+        " bank and shown in your bookings; the practice gets it only if"
+        " `share_text_with_practice` is true. Never logged.",
+    )
+    share_text_with_practice: bool = Field(
+        default=False, description="Give the practice your own words too (default: no)."
+    )
 
 
 @router.post(
@@ -175,12 +191,20 @@ class CancelIn(BaseModel):
     },
 )
 async def cancel(request: Request, me: Me, offer_id: uuid.UUID, body: CancelIn) -> dict[str, Any]:
-    """Give the booking up; within 48 hours of the start it counts as late."""
+    """Give the booking up, saying why; within 48 hours of the start it counts as late.
+
+    The practice is told the category, and your words only if you share them."""
     runtime = runtime_of(request)
     try:
         async with runtime.pool.acquire() as conn, conn.transaction():
             late = await use_cases.cancel_booking(
-                conn, clinician=me, offer_id=offer_id, reason=body.reason, emitter=runtime.emitter
+                conn,
+                clinician=me,
+                offer_id=offer_id,
+                category=body.category,
+                text=body.text,
+                share_text=body.share_text_with_practice,
+                emitter=runtime.emitter,
             )
     except OfferRefused as exc:
         raise Problem(exc.status, exc.detail) from exc

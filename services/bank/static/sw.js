@@ -2,7 +2,7 @@
 // what the clinician last saw of their own record). The network always comes first;
 // the saved copy is only for when there is none.
 
-const VERSION = "v1";
+const VERSION = "v2"; // v2: bookings show pay state (timesheets)
 const SHELL_CACHE = `fs-shell-${VERSION}`;
 const API_CACHE = "fs-api"; // the app clears this at sign-in and sign-out
 const SHELL = [

@@ -13,6 +13,14 @@ const STATUS = {
   cancelled_by_me: ["You cancelled", "cancelled"],
 };
 
+// A worked session's way to pay (GET /api/timesheets).
+const PAY = {
+  worked: ["Hours not confirmed yet", "pending"],
+  submitted: ["Hours sent – waiting for the practice", "pending"],
+  approved: ["Hours approved", "booked"],
+  queried: ["The practice queried your hours", "cancelled"],
+};
+
 export function render(main, ctx, arg) {
   const when = arg === "past" ? "past" : "upcoming";
   let alive = true;
@@ -39,10 +47,19 @@ export function render(main, ctx, arg) {
     list,
   );
 
+  let sheets = new Map();
+
   async function load() {
     clearTimeout(poll);
     let result;
     try {
+      if (when === "past") {
+        try {
+          sheets = new Map((await api("/api/timesheets")).map((t) => [t.offer_id, t]));
+        } catch {
+          sheets = new Map(); // offline: bookings still show, without their pay state
+        }
+      }
       result = await api(`/api/bookings?when=${when}`, { meta: true });
     } catch (error) {
       if (!alive) return;
@@ -102,6 +119,7 @@ export function render(main, ctx, arg) {
         h("div", { class: "fact" }, h("dt", {}, "Distance"), h("dd", {}, distance(booking.distance_km))),
       ),
       booking.note ? h("p", { class: "note" }, booking.note) : null,
+      sheets.has(booking.offer_id) && booking.status === "booked" ? payState(sheets.get(booking.offer_id), offline) : null,
       canCancel
         ? h(
             "div",
@@ -119,6 +137,40 @@ export function render(main, ctx, arg) {
           )
         : null,
     );
+  }
+
+  function payState(sheet, offline) {
+    const [label, cls] = PAY[sheet.pay_state] ?? [words(sheet.pay_state), "pending"];
+    let why = null;
+    if (sheet.pay_state === "approved") {
+      why = sheet.approved_automatically ? "Approved automatically: the practice did not answer in time." : `Approved by ${sheet.approved_by ?? "the practice"}.`;
+    } else if (sheet.pay_state === "queried") {
+      why = `Why: ${sheet.query_reason}`;
+    }
+    const canConfirm = !offline && sheet.pay_state === "worked";
+    return h(
+      "div",
+      { class: "pay", "data-testid": "pay-state" },
+      h("span", { class: `badge ${cls}` }, label),
+      why ? h("p", { class: "note" }, why) : null,
+      canConfirm
+        ? h(
+            "button",
+            { type: "button", class: "secondary", onclick: () => confirmHours(sheet) },
+            `Confirm hours as booked: ${range(sheet.started_at, sheet.ended_at)}`,
+          )
+        : null,
+    );
+  }
+
+  async function confirmHours(sheet) {
+    try {
+      await api(`/api/bookings/${sheet.offer_id}/timesheet`, { method: "POST", body: {} });
+      ctx.toast("Hours sent to the practice.");
+    } catch (error) {
+      ctx.toast(error.explanation ?? String(error));
+    }
+    await load();
   }
 
   async function cancel(booking) {

@@ -4,46 +4,95 @@ import { ApiError, api } from "../api.js";
 import { field, formMessage, h, openDialog, uid } from "../dom.js";
 import { range, isLate } from "../time.js";
 
+// The API's reason categories, in the clinician's words. The practice is told the
+// category; what the clinician writes reaches it only if they tick the box.
+const REASONS = {
+  illness: "I’m unwell",
+  family_emergency: "A family or caring emergency",
+  transport: "A travel or transport problem",
+  main_employer: "My main employer needs me",
+  another_commitment: "Another commitment",
+  other: "Something else",
+};
+const TEXT_MAX = 500;
+
 /**
- * Ask for a reason and cancel the booking. Resolves {late} once cancelled, or null
- * if the clinician kept it.
+ * Ask why (a category, perhaps some words, and whether the practice may read them) and
+ * cancel the booking. Resolves {late} once cancelled, or null if the clinician kept it.
  */
 export function cancelBooking(booking, { lateSoFar = null } = {}) {
   const titleId = uid("cancel");
   const late = isLate(booking.starts_at);
   return openDialog(
     (close) => {
-      const reason = field({
-        name: "reason",
+      const category = field({
+        name: "category",
         label: "Why are you cancelling?",
-        type: "textarea",
-        hint: "The practice is told. A few words are enough, e.g. “I’m unwell”.",
-        attrs: { rows: "3", maxlength: "500", required: true },
+        hint: "The practice is told this.",
+        control: h(
+          "select",
+          { required: true },
+          h("option", { value: "" }, "Choose a reason"),
+          Object.entries(REASONS).map(([value, label]) => h("option", { value }, label)),
+        ),
       });
+      const text = field({
+        name: "text",
+        label: "Anything to add? (optional)",
+        type: "textarea",
+        hint: `Up to ${TEXT_MAX} characters. Kept with your booking; the practice reads it only if you tick the box below.`,
+        attrs: { rows: "3", maxlength: String(TEXT_MAX) },
+      });
+      const shareId = uid("share");
+      const shareHintId = `${shareId}-hint`;
+      const share = h("input", {
+        type: "checkbox",
+        id: shareId,
+        name: "share_text_with_practice",
+        "aria-describedby": shareHintId,
+      });
+      const shareBox = h(
+        "div",
+        { class: "check" },
+        share,
+        h(
+          "label",
+          { for: shareId },
+          "Share what I wrote with the practice",
+          h("span", { class: "hint", id: shareHintId }, "Otherwise they see only the reason you chose."),
+        ),
+      );
+      const fields = { category, text };
       const message = formMessage();
       const confirm = h("button", { type: "submit", class: "danger" }, "Cancel booking");
       async function submit(event) {
         event.preventDefault();
-        reason.setError(null);
+        category.setError(null);
+        text.setError(null);
         message.clear();
-        const text = reason.input.value.trim();
-        if (text.length < 3) {
-          reason.setError("Give a reason of at least 3 characters.");
-          reason.input.focus();
+        if (!category.input.value) {
+          category.setError("Choose a reason.");
+          category.input.focus();
           return;
         }
+        const words = text.input.value.trim();
         confirm.disabled = true;
         try {
           const result = await api(`/api/bookings/${booking.offer_id}/cancel`, {
             method: "POST",
-            body: { reason: text },
+            body: {
+              category: category.input.value,
+              text: words || null,
+              share_text_with_practice: Boolean(words) && share.checked,
+            },
           });
           close({ late: Boolean(result?.late) });
         } catch (error) {
           confirm.disabled = false;
           if (!(error instanceof ApiError)) throw error;
-          const forReason = error.errors.find((e) => e.field === "reason");
-          if (forReason) reason.setError(forReason.message);
+          const named = error.errors.filter((e) => fields[e.field]);
+          for (const e of named) fields[e.field].setError(e.message);
+          if (named.length) fields[named[0].field].input.focus();
           else message.show(error.explanation);
         }
       }
@@ -77,7 +126,9 @@ export function cancelBooking(booking, { lateSoFar = null } = {}) {
               "It starts more than 48 hours from now, so this is not a late cancellation.",
             ),
         message.el,
-        reason.el,
+        category.el,
+        text.el,
+        shareBox,
         h(
           "div",
           { class: "actions" },
