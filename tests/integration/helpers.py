@@ -7,10 +7,12 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
+import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from fairshare.infra import free_port
 from shared.events import new_envelope, topic_for
 from shared.settings import ServiceSettings
 from tests.conftest import Infra
@@ -103,3 +105,37 @@ async def kafka_sender(bootstrap: str, prefix: str, region: str) -> AsyncIterato
         yield send
     finally:
         await producer.stop()
+
+
+@asynccontextmanager
+async def served(
+    app: Any,
+    *,
+    config: uvicorn.Config | None = None,
+    lifespan: Literal["auto", "on", "off"] = "auto",
+    ready: Callable[[], bool] | None = None,
+    timeout_s: float = 30.0,
+) -> AsyncIterator[str]:
+    """``app`` served by a real uvicorn on a free loopback port, in this process, until
+    the block ends; yields its base URL once the server (and ``ready``) says it is up.
+
+    ``config`` replaces the default uvicorn.Config (e.g. the services' own, with its
+    trusted proxies); it must name the port it is given as ``config.port``.
+    """
+    if config is None:
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=free_port(), log_level="warning", lifespan=lifespan
+        )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+
+    async def up() -> bool:
+        return task.done() or (bool(server.started) and (ready is None or ready()))
+
+    try:
+        await eventually(up, timeout_s=timeout_s, every_s=0.02)
+        assert not task.done(), "the server stopped while starting"
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        await task

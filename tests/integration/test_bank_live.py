@@ -9,15 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from fairshare.infra import free_port
 from services.bank.app import create_app
 from services.bank.settings import BankSettings
 from shared.events import OfferRefused
 from tests.conftest import Infra
 from tests.integration.bank_support import deliver, new_clinician, offered
-from tests.integration.helpers import eventually, settings_for
+from tests.integration.helpers import served, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -40,19 +38,10 @@ async def test_a_new_offer_is_pushed_to_the_open_stream(
 ) -> None:
     """The stream first shows no offers; an offer made afterwards arrives within seconds,
     and another clinician's stream never sees it."""
-    port = free_port()
     app = create_app(settings_for(BankSettings, infra, topic_prefix))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-    task = asyncio.create_task(server.serve())
-
-    async def started() -> bool:
-        return bool(server.started)
-
-    try:
-        await eventually(started, timeout_s=30, every_s=0.05)
+    async with served(app) as base:
         me, auth, _ = await new_clinician(infra, region)
         _, other, _ = await new_clinician(infra, region)
-        base = f"http://127.0.0.1:{port}"
         async with (
             httpx.AsyncClient(base_url=base, timeout=20) as client,
             client.stream("GET", "/api/offers/stream", headers=auth) as mine,
@@ -84,6 +73,3 @@ async def test_a_new_offer_is_pushed_to_the_open_stream(
             )
             # The refusal wakes the stream at once, not at the 15-second keep-alive.
             assert await asyncio.wait_for(_next_offers(my_lines), timeout=5) == []
-    finally:
-        server.should_exit = True
-        await task

@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from standardwebhooks import Webhook
 from starlette.applications import Starlette
@@ -29,7 +28,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 from structlog.testing import capture_logs
 
-from fairshare.infra import free_port
 from fairshare.infra_settings import bare_settings
 from fairshare.services import migrations_of, schema_of
 from services.vacancies import SCHEMA as VACANCIES
@@ -43,7 +41,7 @@ from shared.messaging.kafka import KafkaPublisher
 from shared.runtime import migrate
 from tests.conftest import Infra
 from tests.integration.bank_support import deliver, new_clinician, outbox, running_bank
-from tests.integration.helpers import eventually
+from tests.integration.helpers import eventually, served
 from tests.integration.vacancies_support import post, register, running_app, session_data
 
 pytestmark = pytest.mark.integration
@@ -78,19 +76,10 @@ class Practice:
 @pytest.fixture
 async def practice() -> AsyncIterator[tuple[Practice, str]]:
     """A real HTTP receiver on loopback."""
-    port = free_port()
     target = Practice()
     app = Starlette(routes=[Route("/hook", target.handle, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-    task = asyncio.create_task(server.serve())
-
-    async def started() -> bool:
-        return bool(server.started)
-
-    await eventually(started, timeout_s=10, every_s=0.02)
-    yield target, f"http://127.0.0.1:{port}/hook"
-    server.should_exit = True
-    await task
+    async with served(app) as url:
+        yield target, f"{url}/hook"
 
 
 Logged = Callable[[], list[str]]

@@ -4,7 +4,6 @@ page in Debian's chromium."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 import string
 import uuid
@@ -17,12 +16,10 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from playwright.async_api import async_playwright
 from pydantic import BaseModel
 
-from fairshare.infra import free_port
 from services.monitor import SCHEMA, SERVICE, http, insights, viewers
 from services.monitor.handlers import handlers
 from services.monitor.settings import MonitorSettings
@@ -43,7 +40,7 @@ from shared.messaging.consumer import EventConsumer
 from shared.runtime import migrate
 from tests.conftest import Infra
 from tests.e2e.system import launch_chromium
-from tests.integration.helpers import settings_for
+from tests.integration.helpers import served, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -373,22 +370,8 @@ async def page_pool(infra: Infra) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture
 async def monitor_url(page_pool: asyncpg.Pool) -> AsyncIterator[str]:
     """The monitor's routes served by uvicorn in this process, on a free port."""
-    port = free_port()
-    config = uvicorn.Config(
-        _app(page_pool), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with served(_app(page_pool), lifespan="off") as url:
+        yield url
 
 
 @pytest.mark.browser

@@ -19,10 +19,8 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
-from fairshare.infra import free_port
 from services.monitor import SCHEMA, http, insights, viewers
 from services.monitor.live import LiveHub
 from services.monitor.signin import COOKIE
@@ -30,6 +28,7 @@ from services.monitor.summary import Period, period_bounds
 from shared.http.problems import install_problem_handlers
 from shared.messaging.consumer import EventConsumer
 from tests.conftest import Infra
+from tests.integration.helpers import served
 from tests.integration.test_monitor_summary import FILL, Session, consumer, feed, move, pool
 
 pytestmark = pytest.mark.integration
@@ -458,22 +457,10 @@ async def live_url(infra: Infra, pool: asyncpg.Pool) -> AsyncIterator[str]:
     app = _app(pool)
     hub = app.state.live = LiveHub()
     listening = asyncio.create_task(hub.run(infra.dsn, SCHEMA))
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started and hub.listening:
-            break
-        await asyncio.sleep(0.05)
-    assert server.started
-    assert hub.listening
     try:
-        yield f"http://127.0.0.1:{port}"
+        async with served(app, lifespan="off", ready=lambda: hub.listening) as url:
+            yield url
     finally:
-        server.should_exit = True
-        await task
         listening.cancel()
         with pytest.raises(asyncio.CancelledError):
             await listening

@@ -16,11 +16,9 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from playwright.async_api import Page, async_playwright
 
-from fairshare.infra import free_port
 from services.monitor import SCHEMA, SERVICE, equity_routes, http, insights, signin, viewers
 from services.monitor.handlers import handlers
 from services.monitor.live import LiveHub
@@ -34,7 +32,7 @@ from shared.messaging.consumer import EventConsumer
 from shared.runtime import migrate
 from tests.conftest import Infra
 from tests.e2e.system import launch_chromium
-from tests.integration.helpers import settings_for
+from tests.integration.helpers import served, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -262,22 +260,10 @@ async def monitor_url(infra: Infra, pool: asyncpg.Pool) -> AsyncIterator[str]:
     app.state.runtime = SimpleNamespace(pool=pool)
     hub = app.state.live = LiveHub()
     listening = asyncio.create_task(hub.run(infra.dsn, SCHEMA))
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started and hub.listening:
-            break
-        await asyncio.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    assert hub.listening, "the live hub is not listening"
     try:
-        yield f"http://127.0.0.1:{port}"
+        async with served(app, lifespan="off", ready=lambda: hub.listening) as url:
+            yield url
     finally:
-        server.should_exit = True
-        await task
         listening.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await listening

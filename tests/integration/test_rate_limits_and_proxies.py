@@ -12,7 +12,6 @@ with, since uvicorn (not the app) decides what X-Forwarded-For may change.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import string
 from collections.abc import AsyncIterator, Callable
@@ -22,7 +21,6 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 from fastapi import FastAPI
 
 from fairshare.infra import free_port
@@ -35,7 +33,7 @@ from services.vacancies.settings import VacanciesSettings
 from shared.http.server import uvicorn_config
 from shared.settings import ServiceSettings
 from tests.conftest import Infra
-from tests.integration.helpers import eventually, settings_for
+from tests.integration.helpers import served, settings_for
 from tests.integration.vacancies_support import delivery, register, session_data, signed
 
 pytestmark = pytest.mark.integration
@@ -173,23 +171,11 @@ async def test_oversized_bodies_are_refused_before_they_are_read(
 @asynccontextmanager
 async def _served(app: FastAPI, settings: ServiceSettings) -> AsyncIterator[str]:
     """``app`` served on loopback as ``serve`` would (its lifespan included); its URL."""
-    port = free_port()
     config = uvicorn_config(
-        app, host="127.0.0.1", port=port, trusted_proxies=settings.trusted_proxies
+        app, host="127.0.0.1", port=free_port(), trusted_proxies=settings.trusted_proxies
     )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-
-    async def started() -> bool:
-        return bool(server.started) or task.done()
-
-    try:
-        await eventually(started, timeout_s=30, every_s=0.02)
-        assert not task.done(), "the server stopped while starting"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with served(app, config=config) as url:
+        yield url
 
 
 def _bank(infra: Infra, prefix: str, **extra: Any) -> tuple[FastAPI, BankSettings]:

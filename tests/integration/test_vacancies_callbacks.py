@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import uvicorn
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 from starlette.applications import Starlette
@@ -19,13 +18,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from fairshare.infra import free_port
 from services.vacancies import SCHEMA, admin, callback_store
 from shared.catalogue import Role, Sector, Urgency
 from shared.db.pool import connect
 from shared.events import SessionOffered
 from tests.conftest import Infra
-from tests.integration.helpers import eventually
+from tests.integration.helpers import eventually, served
 from tests.integration.vacancies_support import (
     deliver_event,
     post,
@@ -66,19 +64,10 @@ class Receiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
     """A real HTTP server on loopback, for the length of the test."""
-    port = free_port()
     target = Receiver()
     app = Starlette(routes=[Route("/hook", target.handle, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-    task = asyncio.create_task(server.serve())
-
-    async def started() -> bool:
-        return bool(server.started)
-
-    await eventually(started, timeout_s=10, every_s=0.02)
-    yield target, f"http://127.0.0.1:{port}/hook"
-    server.should_exit = True
-    await task
+    async with served(app) as url:
+        yield target, f"{url}/hook"
 
 
 def _offered(session_id: str, data: dict[str, str]) -> SessionOffered:
